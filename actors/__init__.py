@@ -1,0 +1,72 @@
+"""Backend-neutral actors with OTP-style supervision, built on anyio.
+
+An `Actor` handles one message at a time from a bounded mailbox (`MailboxPolicy`, `Overflow`).
+Others reach it through its stable `Address` with ``cast`` (tell) and ``call`` (ask, with a
+timeout). A `Supervisor` starts children from `ChildSpec`s, restarts them by `Strategy` and
+`Restart` type, waits a `Backoff` delay between restarts, and gives up past its restart
+intensity. Everything that goes wrong is a `Report` on a `ReportBus`. `actors.testing` has
+what tests need.
+
+The library imports only anyio; it runs on asyncio and on trio.
+"""
+
+from ._actor import Actor, Address, open_actor
+from ._backoff import Backoff
+from ._exceptions import (
+    ActorError,
+    ActorExited,
+    CallTimeout,
+    MailboxFull,
+    NameTaken,
+    RestartIntensityExceeded,
+    StartFailed,
+    TooManyChildren,
+    UnknownChild,
+)
+from ._mailbox import MailboxPolicy, MailboxStatistics, Overflow
+from ._registry import Registry
+from ._reports import Report, ReportBus, ReportKind
+from ._spec import ChildSpec, ExitKind, Restart, Strategy
+from ._supervisor import (
+    ChildCounts,
+    ChildInfo,
+    DynamicSupervisor,
+    Supervisor,
+    SupervisorRef,
+    SupervisorStatistics,
+    open_supervisor,
+)
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorExited",
+    "Address",
+    "Backoff",
+    "CallTimeout",
+    "ChildCounts",
+    "ChildInfo",
+    "ChildSpec",
+    "DynamicSupervisor",
+    "ExitKind",
+    "MailboxFull",
+    "MailboxPolicy",
+    "MailboxStatistics",
+    "NameTaken",
+    "Overflow",
+    "Registry",
+    "Report",
+    "ReportBus",
+    "ReportKind",
+    "Restart",
+    "RestartIntensityExceeded",
+    "StartFailed",
+    "Strategy",
+    "Supervisor",
+    "SupervisorRef",
+    "SupervisorStatistics",
+    "TooManyChildren",
+    "UnknownChild",
+    "open_actor",
+    "open_supervisor",
+]

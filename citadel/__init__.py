@@ -1,0 +1,1 @@
+"""Citadel: a host supervisor for dedicated game servers."""

@@ -1,0 +1,1 @@
+"""A stand-in DayZ dedicated server for Citadel's tests and demo."""
