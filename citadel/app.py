@@ -1,0 +1,247 @@
+"""The host supervisor: Citadel's supervision tree, assembled.
+
+::
+
+    citadel (root, one_for_one)
+     ├─ store        single writer of the SQLite file
+     ├─ broadcaster  the one Socket.IO actor
+     └─ http         uvicorn: REST (Litestar) + Socket.IO on one socket
+
+`open_citadel` opens the data dir (store, JWT secret, first admin), binds the listening socket,
+starts the tree, and on exit stops it in reverse order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+
+from actors import (
+    Address,
+    ChildSpec,
+    Registry,
+    ReportBus,
+    ReportKind,
+    SupervisorRef,
+    open_supervisor,
+)
+from citadel.auth import (
+    AuthError,
+    LoginThrottle,
+    Principal,
+    TokenIssuer,
+    TokenVerifier,
+    hash_password,
+    load_jwt_secret,
+)
+from citadel.config import Config, ServerConfig
+from citadel.realtime import ClientScope, ConnectRefused, FanoutEngine, build_asgi_app
+from citadel.realtime.broadcaster import (
+    AuthChanged,
+    Broadcaster,
+    BroadcasterMessage,
+    SnapshotCache,
+    to_outgoing,
+)
+from citadel.servers.directory import Source, StaticDirectory
+from citadel.store import Store
+from citadel.store.actor import StoreActor, StoreOp
+from citadel.web.app import build_app
+from citadel.web.context import ApiContext
+from citadel.web.server import HttpServer, bind_socket
+
+log = logging.getLogger("citadel")
+
+ADMIN_PASSWORD_ENV: Final = "CITADEL_ADMIN_PASSWORD"
+ROOT_INTENSITY: Final = 10
+ROOT_PERIOD: Final = 60.0
+
+
+@dataclass
+class Citadel:
+    """A running Citadel: where it listens and handles on its parts (for the CLI and tests)."""
+
+    url: str
+    data_dir: Path
+    root: SupervisorRef
+    registry: Registry
+    reports: ReportBus
+    store: Store
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    engine: FanoutEngine
+    broadcaster: Address[BroadcasterMessage]
+    admin_password: str | None = None
+    ready: bool = field(default=False)
+
+
+def scope_of(principal: Principal) -> ClientScope:
+    """The Socket.IO delivery scope of a verified principal."""
+    return ClientScope(
+        servers=principal.servers,
+        permissions=principal.permissions,
+        is_admin="*" in principal.permissions and principal.servers is None,
+    )
+
+
+def ensure_admin(store: Store, environ: dict[str, str] | os._Environ[str]) -> str | None:
+    """Create ``admin`` on first start. Returns the generated password, if one was made."""
+    if store.count_users() > 0:
+        return None
+    password = environ.get(ADMIN_PASSWORD_ENV)
+    generated = None
+    if not password:
+        password = generated = secrets.token_urlsafe(15)
+    store.create_user("admin", hash_password(password), "admin")
+    return generated
+
+
+def gather_servers(
+    config: Config, store: Store, demo: list[ServerConfig]
+) -> list[tuple[ServerConfig, Source]]:
+    """Servers from the config file, then the API-created ones, then the demo's."""
+    found: list[tuple[ServerConfig, Source]] = [(s, "config") for s in config.servers]
+    known = {s.id for s, _ in found}
+    for stored in store.list_servers():
+        if stored.id not in known:
+            found.append((stored.config, "api"))
+            known.add(stored.id)
+    found.extend((s, "demo") for s in demo if s.id not in known)
+    return found
+
+
+class _AuthWatcher:
+    def __init__(self, broadcaster: Callable[[], Address[BroadcasterMessage] | None]) -> None:
+        self._broadcaster = broadcaster
+
+    def auth_changed(self, username: str | None) -> None:
+        address = self._broadcaster()
+        if address is None:
+            return
+        with contextlib.suppress(Exception):  # a restarting broadcaster re-checks every second
+            address.cast_nowait(AuthChanged(username))
+
+
+@contextlib.asynccontextmanager
+async def open_citadel(
+    config: Config,
+    *,
+    data_dir: Path,
+    host: str,
+    port: int,
+    demo: list[ServerConfig] | None = None,
+    environ: dict[str, str] | None = None,
+) -> AsyncIterator[Citadel]:
+    """Run Citadel for the duration of the block."""
+    env: Any = environ if environ is not None else os.environ
+    await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+    store = Store.open(data_dir)
+    with contextlib.ExitStack() as stack:
+        stack.callback(store.close)
+        admin_password = ensure_admin(store, env)
+        secret = load_jwt_secret(data_dir, env)
+        issuer = TokenIssuer(secret)
+        verifier = TokenVerifier(secret, store)
+        directory = StaticDirectory(gather_servers(config, store, demo or []))
+        reports = ReportBus()
+        registry = Registry()
+        reports.subscribe(_log_report)
+
+        def authenticate(auth: Any, environ: Any) -> ClientScope:
+            token = auth.get("token") if auth else None
+            try:
+                principal = verifier.verify(token if isinstance(token, str) else None)
+            except AuthError as error:
+                raise ConnectRefused(error.reason) from None
+            return scope_of(principal)
+
+        def recheck(auth: Any) -> ClientScope | None:
+            try:
+                return authenticate(auth, None)
+            except ConnectRefused:
+                return None
+
+        engine = FanoutEngine(authenticate)
+        cache = SnapshotCache()
+        for event in directory.initial_events():
+            cache.remember(to_outgoing(event))
+
+        sock = bind_socket(host, port)
+        stack.callback(sock.close)
+        bound_host, bound_port = sock.getsockname()[:2]
+        started: dict[str, bool] = {"ready": False}
+
+        def readiness() -> tuple[bool, dict[str, Any]]:
+            return started["ready"], {"clients": engine.statistics().clients}
+
+        children = [
+            ChildSpec("store", start=lambda: StoreActor(store), name="store"),
+            ChildSpec(
+                "broadcaster",
+                start=lambda: Broadcaster(engine, cache, recheck),
+                name="broadcaster",
+            ),
+        ]
+        async with open_supervisor(
+            children,
+            name="citadel",
+            reports=reports,
+            registry=registry,
+            intensity=ROOT_INTENSITY,
+            period=ROOT_PERIOD,
+        ) as root:
+            db: Address[StoreOp] = _lookup(registry, "store")
+            broadcaster: Address[BroadcasterMessage] = _lookup(registry, "broadcaster")
+            api = build_app(
+                ApiContext(
+                    store=store,
+                    db=db,
+                    issuer=issuer,
+                    verifier=verifier,
+                    throttle=LoginThrottle(),
+                    servers=directory,
+                    auth_watcher=_AuthWatcher(lambda: registry.whereis("broadcaster")),
+                    ready=readiness,
+                )
+            )
+            asgi = build_asgi_app(engine, api)
+            await root.start_child(ChildSpec("http", start=lambda: HttpServer(asgi, sock)))
+            started["ready"] = True
+            display_host = f"[{bound_host}]" if ":" in bound_host else bound_host
+            yield Citadel(
+                url=f"http://{display_host}:{bound_port}",
+                data_dir=data_dir,
+                root=root,
+                registry=registry,
+                reports=reports,
+                store=store,
+                issuer=issuer,
+                verifier=verifier,
+                engine=engine,
+                broadcaster=broadcaster,
+                admin_password=admin_password,
+                ready=True,
+            )
+            started["ready"] = False
+
+
+def _lookup(registry: Registry, name: str) -> Any:
+    address = registry.whereis(name)
+    if address is None:  # pragma: no cover - the child was started just above
+        raise RuntimeError(f"{name} did not register")
+    return address
+
+
+def _log_report(report: Any) -> None:
+    level = logging.ERROR if report.kind in (ReportKind.CRASH, ReportKind.GIVE_UP) else logging.INFO
+    log.log(
+        level, "%s: %s/%s: %s", report.kind.value, report.supervisor, report.offender, report.reason
+    )

@@ -1,0 +1,132 @@
+"""REST request and response bodies (DESIGN §4). camelCase on the wire, unknown fields refused.
+
+Requests are decoded once at the edge with ``forbid_unknown_fields``; a violation becomes a
+422 naming the field. Responses never carry secrets (no password hashes).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from citadel.messages._common import ServerId, ServerStatus
+
+Username = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
+NewPassword = Annotated[str, msgspec.Meta(min_length=8, max_length=1024)]
+RoleName = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+
+
+class _Request(
+    msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, rename="camel"
+):
+    pass
+
+
+class _Response(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    pass
+
+
+class ErrorBody(_Response, frozen=True):
+    """Every error: a human sentence and a machine code."""
+
+    error: str
+    code: str
+
+
+class LoginRequest(_Request, frozen=True):
+    username: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    password: Password
+
+
+class UserView(_Response, frozen=True):
+    """A user as the API shows it."""
+
+    username: str
+    role: str
+    disabled: bool
+    created_at: str
+
+
+class LoginResponse(_Response, frozen=True):
+    token: str
+    expires_at: str
+    user: UserView
+
+
+class MeResponse(_Response, frozen=True):
+    user: UserView
+    permissions: list[str]
+    servers: list[str] | None
+
+
+class PasswordChange(_Request, frozen=True):
+    current_password: Password
+    new_password: NewPassword
+
+
+class UserCreate(_Request, frozen=True):
+    username: Username
+    password: NewPassword
+    role: RoleName
+
+
+class UserUpdate(_Request, frozen=True):
+    password: NewPassword | None = None
+    role: RoleName | None = None
+    disabled: bool | None = None
+
+
+class RoleView(_Response, frozen=True):
+    name: str
+    permissions: list[str]
+    servers: list[str] | None
+    builtin: bool
+
+
+class RoleCreate(_Request, frozen=True):
+    name: RoleName
+    permissions: list[str]
+    servers: list[ServerId] | None = None
+
+
+class RoleUpdate(_Request, frozen=True):
+    permissions: list[str] | None = None
+    servers: list[ServerId] | None = None
+    all_servers: bool = False
+
+
+class ServerView(_Response, frozen=True):
+    id: str
+    name: str
+    game: str
+    status: ServerStatus
+    source: Literal["config", "api", "demo"]
+
+
+class ServerStatusView(_Response, frozen=True):
+    """``GET /api/servers/{id}/status``."""
+
+    server_id: str
+    status: ServerStatus
+    seq: int
+    pid: int | None = None
+    uptime: float | None = None
+    restart_count: int = 0
+    restart_in: float | None = None
+    reason: str | None = None
+
+
+class AuditView(_Response, frozen=True):
+    id: int
+    timestamp: str
+    user: str | None
+    ip: str | None
+    method: str
+    path: str
+    status: int
+
+
+class HealthView(_Response, frozen=True):
+    status: Literal["ok", "starting", "stopping"]

@@ -1,0 +1,224 @@
+"""The broadcaster: the one actor that talks Socket.IO.
+
+Every other actor publishes typed events (`citadel.messages`) into this actor's mailbox with
+`publish`. The broadcaster encodes each event once with msgspec and hands the bytes to the
+`FanoutEngine`, which writes them to every client allowed to see them.
+
+Its mailbox keeps the delivery promises of DESIGN §3 under overload, by message kind:
+
+* ``serverStatus`` and one-off events (notifications, progress, backups...) wait for room:
+  a status transition is never dropped;
+* state events (``players``, ``metrics``, ``mapData``, ``mods``) coalesce per (event, server):
+  the latest value wins;
+* ``log`` lines drop oldest-first, each drop reported.
+
+It also keeps the latest state per server (`SnapshotCache`) for the snapshot a client receives
+on connect, and re-checks the token of every open socket once a second and whenever a login,
+logout, password or role changes (`AuthChanged`): a revoked, expired or disabled user's socket is
+disconnected, a changed role re-scopes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+import anyio
+import msgspec
+
+from actors import Actor, ActorExited, Address, MailboxPolicy, Overflow
+from citadel.messages import (
+    Event,
+    LogEvent,
+    MapDataEvent,
+    MetricsEvent,
+    ModsEvent,
+    PlayersEvent,
+    ServerStatusEvent,
+    encode_event,
+    event_name,
+)
+from citadel.realtime._engine import FanoutEngine
+from citadel.realtime._rules import ClientScope, Outgoing
+
+log = logging.getLogger("citadel.broadcaster")
+
+RECHECK_INTERVAL: Final = 1.0
+MAILBOX_CAPACITY: Final = 20_000
+#: Clients that may kick or ban see players' IP addresses; others get the redacted variant.
+IP_PERMISSION: Final = "players.kick"
+
+
+class StatusUpdate(msgspec.Struct, frozen=True):
+    """A ``serverStatus`` transition (never dropped, never coalesced)."""
+
+    event: ServerStatusEvent
+
+
+class StateUpdate(msgspec.Struct, frozen=True):
+    """A state event: only the latest per (event, server) matters."""
+
+    event: PlayersEvent | MetricsEvent | MapDataEvent | ModsEvent
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    """A ``log`` event (dropped oldest-first under overload)."""
+
+    event: LogEvent
+
+
+class Announcement(msgspec.Struct, frozen=True):
+    """Any other event: notifications, progress, backups, hooks (waits for room)."""
+
+    event: Event
+
+
+class AuthChanged(msgspec.Struct, frozen=True):
+    """Re-check open sockets of ``username`` (``None``: every socket) now."""
+
+    username: str | None = None
+
+
+BroadcasterMessage = StatusUpdate | StateUpdate | LogLine | Announcement | AuthChanged
+
+
+def _coalesce_key(message: Any) -> tuple[str, str] | None:
+    if isinstance(message, StateUpdate):
+        return (event_name(message.event), message.event.server_id)
+    return None
+
+
+def wrap(event: Event) -> StatusUpdate | StateUpdate | LogLine | Announcement:
+    """Put an event in the envelope whose mailbox policy fits its kind."""
+    if isinstance(event, ServerStatusEvent):
+        return StatusUpdate(event)
+    if isinstance(event, PlayersEvent | MetricsEvent | MapDataEvent | ModsEvent):
+        return StateUpdate(event)
+    if isinstance(event, LogEvent):
+        return LogLine(event)
+    return Announcement(event)
+
+
+async def publish(broadcaster: Address[BroadcasterMessage], event: Event) -> bool:
+    """Publish ``event``; False if the broadcaster is down (the event is lost and counted)."""
+    try:
+        await broadcaster.cast(wrap(event))
+    except ActorExited:
+        return False
+    return True
+
+
+class SnapshotCache:
+    """The latest ``serverStatus``, ``players``, ``metrics`` and ``mods`` per server.
+
+    Owned by the application, not by the broadcaster, so a restarted broadcaster still greets
+    new clients with the current state.
+    """
+
+    KINDS: Final = ("serverStatus", "players", "metrics", "mods")
+
+    def __init__(self) -> None:
+        self._latest: dict[str, dict[str, Outgoing]] = {}
+
+    def remember(self, outgoing: Outgoing) -> None:
+        if outgoing.server_id is not None and outgoing.name in self.KINDS:
+            self._latest.setdefault(outgoing.server_id, {})[outgoing.name] = outgoing
+
+    def forget(self, server_id: str) -> None:
+        self._latest.pop(server_id, None)
+
+    def snapshot(self, scope: ClientScope) -> Iterator[Outgoing]:
+        """Every cached event for the servers in ``scope``, status first, per server."""
+        for server_id, kinds in self._latest.items():
+            if scope.servers is not None and server_id not in scope.servers:
+                continue
+            for kind in self.KINDS:
+                outgoing = kinds.get(kind)
+                if outgoing is not None:
+                    yield outgoing
+
+
+def to_outgoing(event: Event) -> Outgoing:
+    """Encode ``event`` once (and once more without IPs when it lists players)."""
+    payload = encode_event(event)
+    if isinstance(event, PlayersEvent) and any(p.ip is not None for p in event.players):
+        redacted = PlayersEvent(
+            server_id=event.server_id,
+            players=[msgspec.structs.replace(p, ip=None) for p in event.players],
+        )
+        return Outgoing(
+            event_name(event),
+            event.server_id,
+            payload,
+            redacted=encode_event(redacted),
+            redact_unless=IP_PERMISSION,
+        )
+    server_id = getattr(event, "server_id", None)
+    return Outgoing(event_name(event), server_id, payload)
+
+
+class Broadcaster(Actor[BroadcasterMessage]):
+    """Encodes events once and fans them out through the `FanoutEngine`.
+
+    Args:
+        engine: The long-lived engine serving the Socket.IO endpoint.
+        cache: The snapshot cache (survives restarts of this actor).
+        recheck: Returns the new scope of a client from its ``auth`` object, or ``None`` when
+            its token is no longer acceptable (the socket is then disconnected).
+    """
+
+    mailbox_policy = MailboxPolicy(
+        capacity=MAILBOX_CAPACITY,
+        overflow=Overflow.WAIT,
+        per_kind={StateUpdate: Overflow.COALESCE, LogLine: Overflow.DROP_OLDEST},
+        coalesce_key=_coalesce_key,
+    )
+
+    def __init__(
+        self,
+        engine: FanoutEngine,
+        cache: SnapshotCache,
+        recheck: Callable[[Any], ClientScope | None],
+        *,
+        recheck_interval: float = RECHECK_INTERVAL,
+    ) -> None:
+        self.engine = engine
+        self.cache = cache
+        self._recheck = recheck
+        self._interval = recheck_interval
+
+    async def on_start(self) -> None:
+        self.engine.snapshot_provider = self.cache.snapshot
+        self.start_soon(self._recheck_periodically)
+
+    async def handle(self, message: BroadcasterMessage) -> None:
+        if isinstance(message, AuthChanged):
+            await self._recheck_sockets(message.username)
+            return
+        outgoing = to_outgoing(message.event)
+        self.cache.remember(outgoing)
+        self.engine.publish(outgoing)
+
+    async def _recheck_periodically(self) -> None:
+        while True:
+            await anyio.sleep(self._interval)
+            # Through the control lane: a busy mailbox must not delay a revocation.
+            self.post_control(AuthChanged(None))
+
+    async def _recheck_sockets(self, username: str | None) -> None:
+        for sid, auth, scope in self.engine.connected():
+            if username is not None and _username_of(auth) not in (None, username):
+                continue
+            new_scope = self._recheck(auth)
+            if new_scope is None:
+                await self.engine.disconnect(sid, "token no longer valid")
+            elif new_scope != scope:
+                self.engine.rescope(sid, new_scope)
+
+
+def _username_of(auth: Any) -> str | None:
+    if isinstance(auth, dict):
+        user = auth.get("_user")
+        return user if isinstance(user, str) else None
+    return None

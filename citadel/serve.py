@@ -1,0 +1,67 @@
+"""``citadel serve``: run the tree until SIGINT or SIGTERM, then stop it in order."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from citadel.app import open_citadel
+from citadel.config import Config, ServerConfig
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: Config
+    host: str
+    port: int
+    data_dir: Path
+    demo: int = 0
+
+
+def demo_servers(count: int) -> list[ServerConfig]:
+    """Placeholder demo servers (the simulator-backed demo replaces these)."""
+    return [
+        ServerConfig(
+            id=f"demo-{n}",
+            name=f"Demo {n}",
+            install_dir=".",
+            executable="dayz-sim",
+        )
+        for n in range(1, count + 1)
+    ]
+
+
+def _banner(url: str, data_dir: Path, admin_password: str | None) -> str:
+    lines = [
+        f"Citadel is listening on {url}",
+        f"  data dir : {data_dir}",
+        f"  REST     : {url}/api  (OpenAPI: {url}/api/openapi.json)",
+        f"  Socket.IO: io('{url}', {{ auth: {{ token }} }})",
+        f"  a token  : curl -s -X POST {url}/api/auth/login -H 'content-type: application/json' "
+        '-d \'{"username":"admin","password":"..."}\'',
+        f"             or: citadel token --user admin --data-dir {data_dir}",
+    ]
+    if admin_password:
+        lines.append(f"  first start: created user 'admin' with password {admin_password}")
+        lines.append("               (shown once; change it with `citadel user passwd admin`)")
+    return "\n".join(lines)
+
+
+async def serve(options: ServeOptions) -> None:
+    """Run Citadel until a termination signal."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with open_citadel(
+            options.config,
+            data_dir=options.data_dir,
+            host=options.host,
+            port=options.port,
+            demo=demo_servers(options.demo),
+        ) as citadel:
+            print(_banner(citadel.url, citadel.data_dir, citadel.admin_password), flush=True)
+            async for signum in signals:
+                print(f"citadel: {signal.Signals(signum).name}: stopping", file=sys.stderr)
+                break

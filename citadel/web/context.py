@@ -1,0 +1,66 @@
+"""What the REST handlers need from the rest of Citadel, gathered in one object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from litestar import Request
+
+from actors import Address
+from citadel.auth import LoginThrottle, Principal, TokenIssuer, TokenVerifier
+from citadel.messages.rest import ServerStatusView, ServerView
+from citadel.store import Store
+from citadel.store.actor import StoreOp
+
+
+class ServerDirectory(Protocol):
+    """The servers the API can show (the fleet implements it)."""
+
+    def list_servers(self) -> list[ServerView]: ...
+
+    def get_server(self, server_id: str) -> ServerView | None: ...
+
+    async def server_status(self, server_id: str) -> ServerStatusView | None: ...
+
+
+class AuthWatcher(Protocol):
+    """Told when tokens, users or roles change, so open sockets are re-checked at once."""
+
+    def auth_changed(self, username: str | None) -> None: ...
+
+
+@dataclass
+class ApiContext:
+    """The services behind the REST API.
+
+    Attributes:
+        store: Read access (same thread; SQLite reads are microseconds).
+        db: The store actor, the single writer.
+        ready: Returns ``(ready, details)`` for ``/readyz``.
+    """
+
+    store: Store
+    db: Address[StoreOp]
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    throttle: LoginThrottle
+    servers: ServerDirectory
+    auth_watcher: AuthWatcher
+    ready: Callable[[], tuple[bool, dict[str, Any]]]
+    clock: Callable[[], float] = field(default=time.time)
+    audit_failures: int = 0
+
+
+def context_of(request: Request[Any, Any, Any]) -> ApiContext:
+    ctx: ApiContext = request.app.state["citadel"]
+    return ctx
+
+
+def set_audit_user(request: Request[Any, Any, Any], principal: Principal | str) -> None:
+    """Name who made this request in the audit log."""
+    request.scope.setdefault("state", {})["audit_user"] = (
+        principal if isinstance(principal, str) else principal.user
+    )

@@ -1,0 +1,96 @@
+"""One error shape for every failure: ``{"error": "<sentence>", "code": "<machine_code>"}``.
+
+Litestar's own exceptions (validation, malformed JSON, 404, 405, 413) are mapped onto it, so a
+client never sees a framework-specific body. Validation errors become 422 and name the field.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from citadel.messages.rest import ErrorBody
+
+log = logging.getLogger("citadel.web")
+
+_CODES: Final = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_field",
+    429: "throttled",
+    500: "internal",
+    503: "unavailable",
+}
+
+
+class ApiError(Exception):
+    """An error the API reports as it is: status, machine code, human sentence."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[bytes]:
+    body = msgspec.json.encode(ErrorBody(error=message, code=code))
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def _api_error(_: Request[Any, Any, Any], error: ApiError) -> Response[bytes]:
+    return error_response(error.status, error.code, error.message, error.headers)
+
+
+def _validation(_: Request[Any, Any, Any], error: ValidationException) -> Response[bytes]:
+    problems = error.extra if isinstance(error.extra, list) else []
+    parts = []
+    for problem in problems:
+        if isinstance(problem, dict):
+            key = problem.get("key")
+            message = str(problem.get("message", "invalid"))
+            # Litestar names the whole body "data" when the problem is an unknown field.
+            parts.append(message if key in (None, "data") else f"{key}: {message}")
+    message = "; ".join(parts) or str(error.detail)
+    if not problems:
+        # Litestar raises ValidationException for undecodable JSON too: that is a 400.
+        return error_response(400, "bad_request", message)
+    return error_response(422, "invalid_field", message)
+
+
+def _http(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    status = error.status_code
+    detail = str(error.detail) if error.detail else "request failed"
+    if status == 400 and detail.startswith("JSON is malformed"):
+        detail = f"the body is not valid JSON ({detail.removeprefix('JSON is malformed: ')})"
+    if status == 413:
+        detail = "the request body is too large"
+    return error_response(status, _CODES.get(status, "error"), detail, dict(error.headers or {}))
+
+
+def _internal(request: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    log.exception("unhandled error in %s %s", request.method, request.url.path, exc_info=error)
+    return error_response(500, "internal", "internal error; see the server log")
+
+
+EXCEPTION_HANDLERS: Final = {
+    ApiError: _api_error,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _internal,
+}

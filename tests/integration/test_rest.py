@@ -1,0 +1,220 @@
+"""The REST API over real HTTP: auth, errors (each status with its JSON body), users, audit."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.integration.conftest import ADMIN_PASSWORD, Live
+
+
+def assert_error(response, status: int, code: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error", "code"}
+    assert body["code"] == code
+    assert body["error"]
+    return body  # type: ignore[no-any-return]
+
+
+def test_login_me_logout(live: Live) -> None:
+    token = live.login()
+    with live.client(token) as client:
+        me = client.get("/api/auth/me")
+        assert me.status_code == 200
+        assert me.json()["user"]["username"] == "admin"
+        assert "*" in me.json()["permissions"]
+        assert client.post("/api/auth/logout").status_code == 204
+        assert_error(client.get("/api/auth/me"), 401, "unauthorized")
+    # Only that token was revoked: a new login works.
+    with live.client(live.login()) as client:
+        assert client.get("/api/auth/me").status_code == 200
+
+
+def test_wrong_password_is_401_and_throttled(live: Live) -> None:
+    with live.client() as client:
+        for _ in range(5):
+            response = client.post(
+                "/api/auth/login", json={"username": "admin", "password": "wrong"}
+            )
+            assert_error(response, 401, "invalid_credentials")
+        throttled = client.post(
+            "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        assert_error(throttled, 429, "throttled")
+        assert int(throttled.headers["retry-after"]) > 0
+
+
+def test_unknown_user_gets_the_same_answer(live: Live) -> None:
+    with live.client() as client:
+        body = assert_error(
+            client.post("/api/auth/login", json={"username": "nobody", "password": "x"}),
+            401,
+            "invalid_credentials",
+        )
+    assert body["error"] == "wrong username or password"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "Bearer",
+        "Bearer garbage",
+        "Basic YWRtaW46eA==",
+        "Bearer " + jwt.encode({"sub": "admin"}, key="", algorithm="none"),
+        "Bearer "
+        + jwt.encode(
+            {
+                "sub": "admin",
+                "role": "admin",
+                "iat": time.time(),
+                "exp": time.time() + 60,
+                "jti": "x",
+            },
+            "a-different-key-that-is-long-enough-0123456789",
+            algorithm="HS256",
+        ),
+    ],
+)
+def test_bad_tokens_are_401(live: Live, header: str | None) -> None:
+    with live.client() as client:
+        headers = {"Authorization": header} if header else {}
+        assert_error(client.get("/api/servers", headers=headers), 401, "unauthorized")
+
+
+def test_expired_token_is_401(live: Live) -> None:
+    token = live.token_for("admin", ttl=-1)
+    with live.client(token) as client:
+        body = assert_error(client.get("/api/servers"), 401, "unauthorized")
+    assert "expired" in body["error"]
+
+
+def test_body_errors(live: Live) -> None:
+    with live.client() as client:
+        malformed = client.post(
+            "/api/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+        )
+        assert_error(malformed, 400, "bad_request")
+        unknown = client.post(
+            "/api/auth/login", json={"username": "a", "password": "b", "extra": 1}
+        )
+        assert "extra" in assert_error(unknown, 422, "invalid_field")["error"]
+        wrong_type = client.post("/api/auth/login", json={"username": "a", "password": 5})
+        assert "password" in assert_error(wrong_type, 422, "invalid_field")["error"]
+        huge = client.post(
+            "/api/auth/login",
+            content=b'{"username":"a","password":"' + b"x" * 200_000 + b'"}',
+            headers={"content-type": "application/json"},
+        )
+        assert_error(huge, 413, "too_large")
+        invalid_utf8 = client.post(
+            "/api/auth/login", content=b"\xff\xfe{", headers={"content-type": "application/json"}
+        )
+        assert_error(invalid_utf8, 400, "bad_request")
+
+
+def test_permissions_and_scope(live: Live) -> None:
+    admin = live.login()
+    with live.client(admin) as client:
+        role = client.post(
+            "/api/roles",
+            json={"name": "alpha-viewer", "permissions": ["server.view"], "servers": ["alpha"]},
+        )
+        assert role.status_code == 201, role.text
+    password = live.add_user("scoped", "alpha-viewer")
+    token = live.login("scoped", password)
+    with live.client(token) as client:
+        servers = client.get("/api/servers").json()
+        assert [s["id"] for s in servers] == ["alpha"]
+        assert client.get("/api/servers/alpha/status").json()["status"] == "stopped"
+        # Outside the scope looks exactly like a server that does not exist.
+        assert_error(client.get("/api/servers/bravo"), 404, "not_found")
+        assert_error(client.get("/api/servers/nope"), 404, "not_found")
+        assert_error(client.get("/api/users"), 403, "forbidden")
+        assert_error(client.get("/api/audit"), 403, "forbidden")
+
+
+def test_password_change_revokes_older_tokens_only(live: Live) -> None:
+    password = live.add_user("olga", "viewer")
+    old = live.login("olga", password)
+    with live.client(old) as client:
+        changed = client.post(
+            "/api/auth/password",
+            json={"currentPassword": password, "newPassword": "another-password-9"},
+        )
+        assert changed.status_code == 204, changed.text
+        assert_error(client.get("/api/auth/me"), 401, "unauthorized")
+    # A token issued right after the change works at once (no lock-out window).
+    fresh = live.login("olga", "another-password-9")
+    with live.client(fresh) as client:
+        assert client.get("/api/auth/me").status_code == 200
+
+
+def test_users_and_roles_crud(live: Live) -> None:
+    with live.client(live.login()) as client:
+        assert_error(
+            client.post(
+                "/api/users", json={"username": "x", "password": "short", "role": "viewer"}
+            ),
+            422,
+            "invalid_field",
+        )
+        assert_error(
+            client.post(
+                "/api/users", json={"username": "x", "password": "long-enough-1", "role": "ghost"}
+            ),
+            422,
+            "invalid_field",
+        )
+        created = client.post(
+            "/api/users", json={"username": "vera", "password": "long-enough-1", "role": "viewer"}
+        )
+        assert created.status_code == 201
+        assert "passwordHash" not in created.text
+        assert "password" not in created.json()
+        assert_error(
+            client.post(
+                "/api/users",
+                json={"username": "vera", "password": "long-enough-1", "role": "viewer"},
+            ),
+            409,
+            "conflict",
+        )
+        promoted = client.patch("/api/users/vera", json={"role": "operator"})
+        assert promoted.json()["role"] == "operator"
+        assert_error(client.patch("/api/users/admin", json={"disabled": True}), 409, "conflict")
+        assert_error(client.delete("/api/users/admin"), 409, "conflict")
+        assert_error(client.delete("/api/roles/viewer"), 409, "conflict")
+        assert client.delete("/api/users/vera").status_code == 204
+        assert_error(client.get("/api/users/vera"), 404, "not_found")
+        names = [r["name"] for r in client.get("/api/roles").json()]
+        assert {"admin", "operator", "viewer"} <= set(names)
+
+
+def test_state_changes_are_audited_without_secrets(live: Live) -> None:
+    with live.client() as client:
+        client.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
+    token = live.login()
+    with live.client(token) as client:
+        entries = client.get("/api/audit").json()
+    logins = [e for e in entries if e["path"] == "/api/auth/login"]
+    assert [e["status"] for e in logins] == [200, 401]
+    assert all(e["user"] == "admin" and e["ip"] == "127.0.0.1" for e in logins)
+    assert "wrong" not in str(entries)
+
+
+def test_health_readiness_and_openapi(live: Live) -> None:
+    with live.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["ready"] is True
+        spec = client.get("/api/openapi.json").json()
+        assert "/api/auth/login" in spec["paths"]
+        assert "/api/servers/{server_id}/status" in spec["paths"]
+        assert_error(client.get("/api/nothing-here"), 404, "not_found")
+        assert_error(client.delete("/healthz"), 405, "method_not_allowed")
