@@ -1,0 +1,255 @@
+"""Socket.IO auth and scoping against a live Citadel, with real clients (Python and Node).
+
+Refusals carry the verifier's reason in ``connect_error``; a scoped viewer never sees another
+server, nor host-wide notifications; revocation, password and role changes reach open sockets.
+Ordering uses a sentinel event published last: once it arrives, every event published before it
+has been delivered or withheld.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import anyio
+import jwt
+import pytest
+import socketio
+
+from citadel.messages import (
+    Event,
+    LogEvent,
+    MetricsEvent,
+    NotificationEvent,
+    ServerStatusEvent,
+    utc_timestamp,
+)
+from citadel.realtime.broadcaster import publish
+from tests.citadel.realtime.conftest import NodeClient
+from tests.integration.conftest import Live
+
+pytestmark = pytest.mark.anyio
+BOUND = 10
+
+
+class Client:
+    """A python-socketio client recording events and its disconnect."""
+
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: list[tuple[str, Any]] = []
+        self.changed = asyncio.Event()
+        self.connect_error: Any = None
+        self.disconnected = asyncio.Event()
+
+        async def on_any(name: str, data: Any) -> None:
+            self.events.append((name, data))
+            self.changed.set()
+
+        async def on_connect_error(data: Any) -> None:
+            self.connect_error = data
+
+        async def on_disconnect(*_: Any) -> None:
+            self.disconnected.set()
+
+        self.sio.on("*", on_any)
+        self.sio.on("connect_error", on_connect_error)
+        self.sio.on("disconnect", on_disconnect)
+
+    async def connect(self, url: str, token: str | None) -> None:
+        auth = {"token": token} if token is not None else None
+        await self.sio.connect(url, auth=auth, transports=["websocket"])
+
+    async def wait_until(self, predicate: Any) -> None:
+        while not predicate(self.events):
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+
+
+def send(live: Live, event: Event) -> None:
+    assert live.portal.call(publish, live.citadel.broadcaster, event)
+
+
+def metrics(server_id: str, cpu: float) -> MetricsEvent:
+    return MetricsEvent(
+        server_id=server_id,
+        cpu=cpu,
+        ram=1.0,
+        players=0,
+        fps=None,
+        timestamp=utc_timestamp(),
+        ram_bytes=0,
+        uptime=0.0,
+    )
+
+
+def forged(live: Live, kind: str) -> str | None:
+    now = time.time()
+    claims = {"sub": "admin", "role": "admin", "iat": now, "exp": now + 60, "jti": "forged"}
+    if kind == "none":
+        return None
+    if kind == "garbage":
+        return "not-a-jwt"
+    if kind == "alg-none":
+        return jwt.encode(claims, key="", algorithm="none")
+    if kind == "wrong-key":
+        return jwt.encode(claims, "another-key-of-sufficient-length-0123456789", algorithm="HS256")
+    if kind == "expired":
+        return live.token_for("admin", ttl=-1)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("none", "missing"),
+        ("garbage", "malformed"),
+        ("alg-none", "alg_not_allowed"),
+        ("wrong-key", "bad_signature"),
+        ("expired", "expired"),
+    ],
+)
+async def test_refused_at_connect_with_the_reason(live: Live, kind: str, reason: str) -> None:
+    client = Client()
+    with anyio.fail_after(BOUND), pytest.raises(socketio.exceptions.ConnectionError):
+        await client.connect(live.url, forged(live, kind))
+    assert client.connect_error == {"message": reason}
+
+
+async def test_revoked_token_refused_and_node_client_sees_the_reason(live: Live) -> None:
+    token = live.login()
+    with live.client(token) as http:
+        assert http.post("/api/auth/logout").status_code == 204
+    python_client = Client()
+    with anyio.fail_after(BOUND), pytest.raises(socketio.exceptions.ConnectionError):
+        await python_client.connect(live.url, token)
+    assert python_client.connect_error == {"message": "revoked"}
+    node = await NodeClient.start(live.url, token)
+    try:
+        with anyio.fail_after(BOUND):
+            assert await node.next_event() == {"event": "connect_error", "message": "revoked"}
+    finally:
+        await node.stop()
+
+
+async def test_snapshot_then_only_in_scope_events(live: Live) -> None:
+    admin = live.login()
+    with live.client(admin) as http:
+        created = http.post(
+            "/api/roles",
+            json={
+                "name": "alpha-only",
+                "permissions": ["server.view", "metrics.view", "logs.view", "players.view"],
+                "servers": ["alpha"],
+            },
+        )
+        assert created.status_code == 201
+    password = live.add_user("ana", "alpha-only")
+    viewer, boss = Client(), Client()
+    try:
+        with anyio.fail_after(BOUND):
+            await viewer.connect(live.url, live.login("ana", password))
+            await boss.connect(live.url, admin)
+            # The connect snapshot: the status of every server in scope, nothing else.
+            await viewer.wait_until(lambda e: len(e) >= 1)
+            assert [(n, d["serverId"]) for n, d in viewer.events] == [("serverStatus", "alpha")]
+            await boss.wait_until(lambda e: len(e) >= 2)
+            bravo_events: list[Event] = [
+                ServerStatusEvent(
+                    server_id="bravo", status="starting", seq=1, timestamp=utc_timestamp()
+                ),
+                metrics("bravo", 5.0),
+                LogEvent(
+                    server_id="bravo",
+                    level="info",
+                    source="rpt",
+                    message="secret",
+                    timestamp=utc_timestamp(),
+                    file=None,
+                ),
+                NotificationEvent(
+                    server_id="bravo",
+                    type="crash",
+                    title="t",
+                    message="m",
+                    severity="error",
+                    id=1,
+                    timestamp=utc_timestamp(),
+                ),
+                NotificationEvent(
+                    server_id=None,
+                    type="host",
+                    title="host-wide",
+                    message="m",
+                    severity="info",
+                    id=2,
+                    timestamp=utc_timestamp(),
+                ),
+            ]
+            for event in bravo_events:
+                send(live, event)
+            send(live, metrics("alpha", 42.0))  # the sentinel
+            await viewer.wait_until(
+                lambda e: ("metrics", "alpha") in [(n, d["serverId"]) for n, d in e]
+            )
+            await boss.wait_until(
+                lambda e: any(n == "metrics" and d["serverId"] == "alpha" for n, d in e)
+            )
+        seen = [(name, data.get("serverId")) for name, data in viewer.events]
+        assert seen == [("serverStatus", "alpha"), ("metrics", "alpha")]
+        boss_names = [name for name, _ in boss.events]
+        assert boss_names.count("notification") == 2  # admins get host-wide ones too
+    finally:
+        await viewer.close()
+        await boss.close()
+
+
+async def test_logout_disconnects_open_socket(live: Live) -> None:
+    password = live.add_user("lea", "viewer")
+    token = live.login("lea", password)
+    client = Client()
+    try:
+        with anyio.fail_after(BOUND):
+            await client.connect(live.url, token)
+            with live.client(token) as http:
+                assert http.post("/api/auth/logout").status_code == 204
+            await client.disconnected.wait()
+    finally:
+        await client.close()
+
+
+async def test_disabled_user_is_disconnected_and_role_change_rescopes(live: Live) -> None:
+    admin = live.login()
+    with live.client(admin) as http:
+        assert (
+            http.post(
+                "/api/roles",
+                json={"name": "narrow", "permissions": ["server.view"], "servers": ["alpha"]},
+            ).status_code
+            == 201
+        )
+    password = live.add_user("nik", "narrow")
+    mover = live.add_user("max", "narrow")
+    nik, maxi = Client(), Client()
+    try:
+        with anyio.fail_after(BOUND):
+            await nik.connect(live.url, live.login("nik", password))
+            await maxi.connect(live.url, live.login("max", mover))
+            await maxi.wait_until(lambda e: len(e) >= 1)
+            with live.client(admin) as http:
+                widened = http.patch("/api/roles/narrow", json={"servers": ["alpha", "bravo"]})
+                assert widened.status_code == 200, widened.text
+            # The widened scope's snapshot includes bravo now.
+            await maxi.wait_until(lambda e: any(d.get("serverId") == "bravo" for _, d in e))
+            with live.client(admin) as http:
+                assert http.patch("/api/users/nik", json={"disabled": True}).status_code == 200
+            await nik.disconnected.wait()
+        assert maxi.sio.connected
+    finally:
+        await nik.close()
+        await maxi.close()
