@@ -1,0 +1,84 @@
+"""Messages between one server's actors (frozen msgspec Structs).
+
+To the ``process`` actor (from the logs actor and REST):
+`Ready`, `FatalStartError`, `StartServer`, `StopServer`, `RestartServer`, `GetStatus`.
+To the ``rcon`` actor: `RconCommand` (a call; the reply is `RconResult`).
+To the ``logs`` actor: `ConsoleLines` (captured stdout/stderr of the current incarnation),
+`SystemLog` (Citadel's own lifecycle lines).
+Recent logs and metrics are read from the `ServerRuntime` histories, not asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from citadel.messages import LogLevel
+
+
+class Ready(msgspec.Struct, frozen=True):
+    """The RPT of ``incarnation`` said ``Player connect enabled``."""
+
+    incarnation: int
+
+
+class FatalStartError(msgspec.Struct, frozen=True):
+    """The game reported an error it cannot start past (e.g. a script compile failure)."""
+
+    incarnation: int
+    message: str
+
+
+class StartServer(msgspec.Struct, frozen=True):
+    """An operator's start (always accepted unless already running; resets the budget)."""
+
+    by: str | None = None
+
+
+class StopServer(msgspec.Struct, frozen=True):
+    """An operator's stop (wins over a pending automatic restart)."""
+
+    by: str | None = None
+
+
+class RestartServer(msgspec.Struct, frozen=True):
+    by: str | None = None
+
+
+class GetStatus(msgspec.Struct, frozen=True):
+    """Reply: ``citadel.messages.rest.ServerStatusView``."""
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """Reply to a lifecycle command: accepted (``ok``) or refused with the reason."""
+
+    ok: bool
+    reason: str = ""
+
+
+class RconCommand(msgspec.Struct, frozen=True):
+    """Run one RCON command (validated by the caller); reply `RconResult`."""
+
+    command: str
+    timeout: float = 10.0
+
+
+class RconResult(msgspec.Struct, frozen=True):
+    ok: bool
+    output: str = ""
+    error: str = ""
+
+
+class ConsoleLines(msgspec.Struct, frozen=True):
+    """Console output of ``incarnation`` (stream ``stdout``/``stderr``)."""
+
+    incarnation: int
+    lines: tuple[tuple[Literal["stdout", "stderr"], str], ...]
+
+
+class SystemLog(msgspec.Struct, frozen=True):
+    """One of Citadel's own lifecycle lines about this server (source ``system``)."""
+
+    level: LogLevel
+    message: str
