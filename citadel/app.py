@@ -5,6 +5,7 @@
     citadel (root, one_for_one)
      ├─ store        single writer of the SQLite file
      ├─ broadcaster  the one Socket.IO actor
+     ├─ fleet        dynamic supervisor: one supervisor per game server (citadel.servers.fleet)
      └─ http         uvicorn: REST (Litestar) + Socket.IO on one socket
 
 `open_citadel` opens the data dir (store, JWT secret, first admin), binds the listening socket,
@@ -27,6 +28,7 @@ import anyio
 from actors import (
     Address,
     ChildSpec,
+    DynamicSupervisor,
     Registry,
     ReportBus,
     ReportKind,
@@ -49,11 +51,11 @@ from citadel.realtime.broadcaster import (
     Broadcaster,
     BroadcasterMessage,
     SnapshotCache,
-    to_outgoing,
+    publish,
 )
-from citadel.servers.directory import Source, StaticDirectory
+from citadel.servers.fleet import Fleet, Source, StoreRunStore
 from citadel.store import Store
-from citadel.store.actor import StoreActor, StoreOp
+from citadel.store.actor import StoreActor, StoreOp, run_in_store
 from citadel.web.app import build_app
 from citadel.web.context import ApiContext
 from citadel.web.server import HttpServer, bind_socket
@@ -63,6 +65,8 @@ log = logging.getLogger("citadel")
 ADMIN_PASSWORD_ENV: Final = "CITADEL_ADMIN_PASSWORD"
 ROOT_INTENSITY: Final = 10
 ROOT_PERIOD: Final = 60.0
+FLEET_INTENSITY: Final = 50
+FLEET_PERIOD: Final = 60.0
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Citadel:
     verifier: TokenVerifier
     engine: FanoutEngine
     broadcaster: Address[BroadcasterMessage]
+    fleet: Fleet
     admin_password: str | None = None
     ready: bool = field(default=False)
 
@@ -144,13 +149,13 @@ async def open_citadel(
     env: Any = environ if environ is not None else os.environ
     await anyio.Path(data_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     store = Store.open(data_dir)
-    with contextlib.ExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         stack.callback(store.close)
         admin_password = ensure_admin(store, env)
         secret = load_jwt_secret(data_dir, env)
         issuer = TokenIssuer(secret)
         verifier = TokenVerifier(secret, store)
-        directory = StaticDirectory(gather_servers(config, store, demo or []))
+        servers = gather_servers(config, store, demo or [])
         reports = ReportBus()
         registry = Registry()
         reports.subscribe(_log_report)
@@ -171,8 +176,6 @@ async def open_citadel(
 
         engine = FanoutEngine(authenticate)
         cache = SnapshotCache()
-        for event in directory.initial_events():
-            cache.remember(to_outgoing(event))
 
         sock = bind_socket(host, port)
         stack.callback(sock.close)
@@ -200,6 +203,29 @@ async def open_citadel(
         ) as root:
             db: Address[StoreOp] = _lookup(registry, "store")
             broadcaster: Address[BroadcasterMessage] = _lookup(registry, "broadcaster")
+
+            async def to_broadcaster(event: Any) -> bool:
+                address = registry.whereis("broadcaster")
+                return address is not None and await publish(address, event)
+
+            fleet = Fleet(
+                registry,
+                to_broadcaster,
+                StoreRunStore(store, lambda apply: run_in_store(db, apply)),
+            )
+            stack.push_async_callback(fleet.kill_all)
+            await root.start_child(
+                ChildSpec(
+                    "fleet",
+                    start=lambda: DynamicSupervisor(intensity=FLEET_INTENSITY, period=FLEET_PERIOD),
+                    name="fleet",
+                    # Servers stop in parallel inside; each is bounded by its own ladder.
+                    shutdown=float("inf"),
+                )
+            )
+            fleet.attach(_lookup(registry, "fleet"))
+            for server, source in servers:
+                await fleet.add(server, source)
             api = build_app(
                 ApiContext(
                     store=store,
@@ -207,7 +233,7 @@ async def open_citadel(
                     issuer=issuer,
                     verifier=verifier,
                     throttle=LoginThrottle(),
-                    servers=directory,
+                    servers=fleet,
                     auth_watcher=_AuthWatcher(lambda: registry.whereis("broadcaster")),
                     ready=readiness,
                 )
@@ -227,10 +253,14 @@ async def open_citadel(
                 verifier=verifier,
                 engine=engine,
                 broadcaster=broadcaster,
+                fleet=fleet,
                 admin_password=admin_password,
                 ready=True,
             )
             started["ready"] = False
+            # Stop every game server at once (each with its own bounded ladder) instead of one
+            # after another as the supervisor's reverse-order shutdown would.
+            await fleet.stop_all()
 
 
 def _lookup(registry: Registry, name: str) -> Any:

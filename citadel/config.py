@@ -69,6 +69,7 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     executable: NonEmpty
     game: Literal["dayz"] = "dayz"
     args: list[str] = msgspec.field(default_factory=list)
+    env: dict[str, str] = msgspec.field(default_factory=dict)
     profile_dir: NonEmpty = DEFAULT_PROFILE_DIR
     auto_start: bool = False
     auto_restart: bool = True

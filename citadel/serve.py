@@ -10,7 +10,8 @@ from pathlib import Path
 import anyio
 
 from citadel.app import open_citadel
-from citadel.config import Config, ServerConfig
+from citadel.config import Config
+from citadel.demo import demo_servers
 
 
 @dataclass(frozen=True)
@@ -20,19 +21,6 @@ class ServeOptions:
     port: int
     data_dir: Path
     demo: int = 0
-
-
-def demo_servers(count: int) -> list[ServerConfig]:
-    """Placeholder demo servers (the simulator-backed demo replaces these)."""
-    return [
-        ServerConfig(
-            id=f"demo-{n}",
-            name=f"Demo {n}",
-            install_dir=".",
-            executable="dayz-sim",
-        )
-        for n in range(1, count + 1)
-    ]
 
 
 def _banner(url: str, data_dir: Path, admin_password: str | None) -> str:
@@ -59,7 +47,7 @@ async def serve(options: ServeOptions) -> None:
             data_dir=options.data_dir,
             host=options.host,
             port=options.port,
-            demo=demo_servers(options.demo),
+            demo=demo_servers(options.data_dir, options.demo) if options.demo else [],
         ) as citadel:
             print(_banner(citadel.url, citadel.data_dir, citadel.admin_password), flush=True)
             async for signum in signals:

@@ -1,4 +1,4 @@
-"""Virtual time for the asyncio backend, the counterpart of trio's ``MockClock(autojump_threshold=0)``.
+"""Virtual time for asyncio: the counterpart of trio's ``MockClock(autojump_threshold=0)``.
 
 The event loop's clock is virtual. Whenever the loop would block waiting for its next timer
 (no callback is ready and no I/O is pending), the clock jumps straight to that timer instead of

@@ -130,3 +130,46 @@ class AuditView(_Response, frozen=True):
 
 class HealthView(_Response, frozen=True):
     status: Literal["ok", "starting", "stopping"]
+
+
+RconText = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+Reason = Annotated[str, msgspec.Meta(max_length=200)]
+
+
+class CommandAccepted(_Response, frozen=True):
+    """A lifecycle command was accepted; progress arrives as ``serverStatus`` events."""
+
+    accepted: bool
+    status: ServerStatus
+
+
+class KickRequest(_Request, frozen=True):
+    reason: Reason = ""
+
+
+class BanRequest(_Request, frozen=True):
+    reason: Reason = ""
+    minutes: Annotated[int, msgspec.Meta(ge=0, le=525_600)] | None = None
+
+
+class BanView(_Response, frozen=True):
+    id: int
+    server_id: str
+    guid: str | None
+    ip: str | None
+    reason: str
+    minutes: int | None
+    created_by: str | None
+    created_at: str
+
+
+class RconRequest(_Request, frozen=True):
+    command: RconText
+
+
+class RconResponse(_Response, frozen=True):
+    result: str
+
+
+class MessageRequest(_Request, frozen=True):
+    message: Annotated[str, msgspec.Meta(min_length=1, max_length=400)]

@@ -515,12 +515,17 @@ async def spawn(
     cwd: str | Path,
     env: Mapping[str, str] | None = None,
     on_line: LineCallback | None = None,
+    output: str | Path | None = None,
     max_line_bytes: int = MAX_LINE_BYTES,
     tail_lines: int = TAIL_LINES,
     drain_timeout: float = DRAIN_TIMEOUT,
     kill_timeout: float = KILL_TIMEOUT,
 ) -> GameProcess:
     """Start ``argv`` (never through a shell) in a new session, output captured line by line.
+
+    With ``output``, stdout and stderr are appended to that file instead of pipes (``on_line``
+    is then never called; tail the file). A server writing to a file survives the death of the
+    Citadel that started it - a pipe would kill it with SIGPIPE - so it can be re-adopted.
 
     Args:
         argv: Program and arguments; ``argv[0]`` is resolved like ``execvp`` does.
@@ -538,6 +543,8 @@ async def spawn(
     if not argv:
         raise ValueError("argv must name a program")
     await anyio.lowlevel.checkpoint()  # before the fork: cancellation after it would orphan
+    if output is not None:
+        return _spawn_to_file(argv, cwd, env, Path(output), drain_timeout, kill_timeout)
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
@@ -582,6 +589,45 @@ async def spawn(
         pumps,
         on_line=on_line,
         tail_lines=tail_lines,
+        drain_timeout=drain_timeout,
+        kill_timeout=kill_timeout,
+    )
+
+
+def _spawn_to_file(
+    argv: Sequence[str],
+    cwd: str | Path,
+    env: Mapping[str, str] | None,
+    output: Path,
+    drain_timeout: float,
+    kill_timeout: float,
+) -> GameProcess:
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    try:
+        popen = subprocess.Popen(  # see spawn: no window for cancellation
+            list(argv),
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+        )
+    finally:
+        os.close(fd)
+    try:
+        pidfd = os.pidfd_open(popen.pid)
+    except BaseException:
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
+        raise
+    return GameProcess(
+        popen,
+        _child_identity(popen.pid, argv),
+        pidfd,
+        (),
+        on_line=None,
+        tail_lines=0,
         drain_timeout=drain_timeout,
         kill_timeout=kill_timeout,
     )

@@ -52,13 +52,16 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
         identity: pid, create time and command line of the process.
         started_at: Wall-clock start (Unix seconds; the process's create time).
         profile_dir: Absolute path of the profile directory (logs, battleye/, snapshots).
-        adopted: Whether Citadel adopted it after a restart (its output is not captured).
+        console_log: The file the process's stdout and stderr go to (tailed by the logs
+            actor; a file, not a pipe, so the server survives a Citadel restart).
+        adopted: Whether Citadel adopted it after a restart.
     """
 
     incarnation: int
     identity: ProcessIdentity
     started_at: float
     profile_dir: str
+    console_log: str | None = None
     adopted: bool = False
 
     @property
@@ -164,6 +167,8 @@ class ServerRuntime:
     rcon: RconFacts = field(default_factory=RconFacts)
     log_history: History[LogEvent] = field(default_factory=lambda: History(LOG_HISTORY))
     metrics_history: History[MetricsEvent] = field(default_factory=lambda: History(METRICS_HISTORY))
+    #: Private memory of individual actors that must survive their restarts (one writer each).
+    extras: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -74,7 +74,15 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_ts ON notifications(ts);
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+_V2: Final = """
+CREATE TABLE server_runs (
+    server_id TEXT PRIMARY KEY,
+    run TEXT NOT NULL,                  -- JSON RunInfo: pid, create time, command line, ...
+    updated_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2)
 """Every migration, in order; ``len(MIGRATIONS)`` is the current schema version."""
 
 

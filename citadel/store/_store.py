@@ -428,6 +428,26 @@ class Store:
         with self._tx() as conn:
             return conn.execute("DELETE FROM servers WHERE id = ?", (server_id,)).rowcount > 0
 
+    # ------------------------------------------------------------------ running processes
+
+    def save_run(self, server_id: str, run: bytes | None, *, now: float | None = None) -> None:
+        """Remember (or forget, with ``None``) the process a server runs, for re-adoption."""
+        with self._tx() as conn:
+            if run is None:
+                conn.execute("DELETE FROM server_runs WHERE server_id = ?", (server_id,))
+            else:
+                conn.execute(
+                    "INSERT INTO server_runs (server_id, run, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT(server_id) DO UPDATE SET run = excluded.run,"
+                    " updated_at = excluded.updated_at",
+                    (server_id, run.decode(), self._now(now)),
+                )
+
+    def load_run(self, server_id: str) -> bytes | None:
+        """The JSON of the process a server ran when last seen, or None."""
+        row = self._one("SELECT run FROM server_runs WHERE server_id = ?", (server_id,))
+        return None if row is None else str(row[0]).encode()
+
     # ------------------------------------------------------------------ bans
 
     def add_ban(

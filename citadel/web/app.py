@@ -48,6 +48,7 @@ def _audit_middleware(app: Any) -> Any:
             state = scope.get("state", {})
             client = scope.get("client")
             user = state.get("audit_user")
+            detail = state.get("audit_detail")
             ip = client[0] if client else None
             method, path = scope["method"], scope["path"]
             # The audit write must not be lost if the request is cancelled mid-way; it is a
@@ -56,7 +57,7 @@ def _audit_middleware(app: Any) -> Any:
                 await run_in_store(
                     ctx.db,
                     lambda s: s.add_audit(
-                        user=user, ip=ip, method=method, path=path, status=status
+                        user=user, ip=ip, method=method, path=path, status=status, detail=detail
                     ),
                 )
             except Exception:  # the audit must never turn a response into a failure

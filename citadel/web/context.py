@@ -11,19 +11,9 @@ from litestar import Request
 
 from actors import Address
 from citadel.auth import LoginThrottle, Principal, TokenIssuer, TokenVerifier
-from citadel.messages.rest import ServerStatusView, ServerView
+from citadel.servers.fleet import Fleet
 from citadel.store import Store
 from citadel.store.actor import StoreOp
-
-
-class ServerDirectory(Protocol):
-    """The servers the API can show (the fleet implements it)."""
-
-    def list_servers(self) -> list[ServerView]: ...
-
-    def get_server(self, server_id: str) -> ServerView | None: ...
-
-    async def server_status(self, server_id: str) -> ServerStatusView | None: ...
 
 
 class AuthWatcher(Protocol):
@@ -47,7 +37,7 @@ class ApiContext:
     issuer: TokenIssuer
     verifier: TokenVerifier
     throttle: LoginThrottle
-    servers: ServerDirectory
+    servers: Fleet
     auth_watcher: AuthWatcher
     ready: Callable[[], tuple[bool, dict[str, Any]]]
     clock: Callable[[], float] = field(default=time.time)

@@ -8,9 +8,7 @@ has been delivered or withheld.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 import anyio
 import jwt
@@ -27,48 +25,11 @@ from citadel.messages import (
 )
 from citadel.realtime.broadcaster import publish
 from tests.citadel.realtime.conftest import NodeClient
+from tests.integration._clients import Client
 from tests.integration.conftest import Live
 
 pytestmark = pytest.mark.anyio
 BOUND = 10
-
-
-class Client:
-    """A python-socketio client recording events and its disconnect."""
-
-    def __init__(self) -> None:
-        self.sio = socketio.AsyncClient(reconnection=False)
-        self.events: list[tuple[str, Any]] = []
-        self.changed = asyncio.Event()
-        self.connect_error: Any = None
-        self.disconnected = asyncio.Event()
-
-        async def on_any(name: str, data: Any) -> None:
-            self.events.append((name, data))
-            self.changed.set()
-
-        async def on_connect_error(data: Any) -> None:
-            self.connect_error = data
-
-        async def on_disconnect(*_: Any) -> None:
-            self.disconnected.set()
-
-        self.sio.on("*", on_any)
-        self.sio.on("connect_error", on_connect_error)
-        self.sio.on("disconnect", on_disconnect)
-
-    async def connect(self, url: str, token: str | None) -> None:
-        auth = {"token": token} if token is not None else None
-        await self.sio.connect(url, auth=auth, transports=["websocket"])
-
-    async def wait_until(self, predicate: Any) -> None:
-        while not predicate(self.events):
-            self.changed.clear()
-            await self.changed.wait()
-
-    async def close(self) -> None:
-        if self.sio.connected:
-            await self.sio.disconnect()
 
 
 def send(live: Live, event: Event) -> None:

@@ -94,7 +94,7 @@ def test_failed_migration_rolls_back_to_last_good_version(tmp_path: Path) -> Non
     path = tmp_path / DB_FILENAME
     Store(path).close()
     broken = (*MIGRATIONS, "CREATE TABLE half (x INTEGER); THIS IS NOT SQL;")
-    with pytest.raises(StoreError, match="migration to schema version 2 failed"):
+    with pytest.raises(StoreError, match=f"migration to schema version {len(broken)} failed"):
         Store(path, migrations=broken)
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
@@ -267,3 +267,15 @@ def test_usable_from_another_thread(store: Store) -> None:
     thread.join(timeout=5)
     assert not errors
     assert store.get_user("threaded") is not None
+
+
+def test_server_runs_are_remembered_and_forgotten(tmp_path: Path) -> None:
+    with Store(tmp_path / DB_FILENAME) as store:
+        assert store.load_run("alpha") is None
+        store.save_run("alpha", b'{"pid":1}')
+        store.save_run("alpha", b'{"pid":2}')
+        assert store.load_run("alpha") == b'{"pid":2}'
+    with Store(tmp_path / DB_FILENAME) as store:
+        assert store.load_run("alpha") == b'{"pid":2}'
+        store.save_run("alpha", None)
+        assert store.load_run("alpha") is None

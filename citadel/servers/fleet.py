@@ -1,0 +1,223 @@
+"""The fleet: one supervisor per game server, under one dynamic supervisor.
+
+::
+
+    fleet (dynamic supervisor)
+     └─ server "alpha" (one_for_one)
+         ├─ logs      tails RPT / ADM / script log / console     (started first ...
+         ├─ rcon      BattlEye RCON: players, commands
+         ├─ metrics   cpu / ram / fps sampler
+         ├─ map       player and vehicle positions
+         └─ process   owns the OS process                        ... stopped first)
+
+The process actor is last in start order so that it is the first to stop: its stop ladder can
+still ask the rcon actor for ``#shutdown``, and the logs actor drains the last lines after the
+exit. Siblings never wait for each other's messages; they watch the `ServerState` the process
+actor writes.
+
+`Fleet` is also what the REST API and the connect snapshot see (``ServerDirectory``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, Literal
+
+import anyio
+import msgspec
+
+from actors import (
+    ActorError,
+    Address,
+    ChildSpec,
+    Registry,
+    Restart,
+    Strategy,
+    Supervisor,
+    SupervisorRef,
+)
+from citadel.config import ServerConfig
+from citadel.messages import Event
+from citadel.messages.rest import ServerStatusView, ServerView
+from citadel.servers import logs, map, metrics, process, rcon
+from citadel.servers.messages import Accepted, GetStatus, RestartServer, StartServer, StopServer
+from citadel.servers.process import RunStore
+from citadel.servers.runtime import PROCESS, RunInfo, ServerRuntime
+from citadel.store import Store
+
+log = logging.getLogger("citadel.fleet")
+
+Source = Literal["config", "api", "demo"]
+Command = StartServer | StopServer | RestartServer
+
+SERVER_INTENSITY: Final = 10
+SERVER_PERIOD: Final = 60.0
+FLEET_INTENSITY: Final = 50
+FLEET_PERIOD: Final = 60.0
+STATUS_CALL_TIMEOUT: Final = 2.0
+
+
+class StoreRunStore:
+    """A `RunStore` in Citadel's SQLite file (writes through the store actor)."""
+
+    def __init__(self, store: Store, write: Callable[[Callable[[Store], Any]], Awaitable[Any]]):
+        self._store = store
+        self._write = write
+
+    async def save(self, server_id: str, run: RunInfo | None) -> None:
+        data = None if run is None else msgspec.json.encode(run)
+        await self._write(lambda store: store.save_run(server_id, data))
+
+    async def load(self, server_id: str) -> RunInfo | None:
+        data = self._store.load_run(server_id)
+        if data is None:
+            return None
+        try:
+            return msgspec.json.decode(data, type=RunInfo)
+        except msgspec.ValidationError:
+            log.warning("%s: ignoring an unreadable stored run", server_id)
+            return None
+
+
+def server_supervisor(runtime: ServerRuntime, runs: RunStore) -> Supervisor:
+    """The supervisor of one server's actors (see the module docstring for the order)."""
+    return Supervisor(
+        [
+            logs.spec(runtime),
+            rcon.spec(runtime),
+            metrics.spec(runtime),
+            map.spec(runtime),
+            process.spec(runtime, runs),
+        ],
+        strategy=Strategy.ONE_FOR_ONE,
+        intensity=SERVER_INTENSITY,
+        period=SERVER_PERIOD,
+    )
+
+
+def server_spec(runtime: ServerRuntime, runs: RunStore) -> ChildSpec:
+    return ChildSpec(
+        runtime.id,
+        start=lambda: server_supervisor(runtime, runs),
+        restart=Restart.PERMANENT,
+        # Every server stops in parallel with its own bounded ladder; the whole subtree may
+        # take as long as its process actor's shutdown.
+        shutdown=process.spec(runtime, runs).shutdown + 5.0,
+        name=f"server:{runtime.id}",
+    )
+
+
+class Fleet:
+    """The servers Citadel supervises: add, remove, command, and describe them."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        publish: Callable[[Event], Awaitable[bool]],
+        runs: RunStore,
+    ) -> None:
+        self.registry = registry
+        self.publish = publish
+        self.runs = runs
+        self.supervisor: SupervisorRef | None = None
+        self.runtimes: dict[str, ServerRuntime] = {}
+        self.sources: dict[str, Source] = {}
+
+    def attach(self, address: Address[Any]) -> None:
+        """Use the dynamic supervisor at ``address`` (started by the root)."""
+        self.supervisor = SupervisorRef(address)
+
+    async def add(self, config: ServerConfig, source: Source) -> None:
+        """Create a server's runtime and start its supervisor."""
+        if config.id in self.runtimes:
+            raise ValueError(f"server {config.id!r} already exists")
+        assert self.supervisor is not None
+        runtime = ServerRuntime(config=config, registry=self.registry, publish=self.publish)
+        self.runtimes[config.id] = runtime
+        self.sources[config.id] = source
+        try:
+            await self.supervisor.start_child(server_spec(runtime, self.runs))
+        except ActorError:
+            del self.runtimes[config.id]
+            del self.sources[config.id]
+            raise
+
+    async def remove(self, server_id: str) -> None:
+        """Stop a server's actors (the game is stopped by its ladder) and forget it."""
+        assert self.supervisor is not None
+        await self.supervisor.terminate_child(server_id)
+        self.runtimes.pop(server_id, None)
+        self.sources.pop(server_id, None)
+
+    async def command(self, server_id: str, command: Command) -> Accepted:
+        """Send start/stop/restart to the server's process actor."""
+        address = self.registry.whereis(f"{server_id}/{PROCESS}")
+        if address is None or not address.alive:
+            return Accepted(False, "the server's process actor is restarting; try again")
+        result: Accepted = await address.call(command)
+        return result
+
+    async def stop_all(self) -> None:
+        """Stop every running server concurrently and wait until each has stopped."""
+
+        async def stop(runtime: ServerRuntime) -> None:
+            if runtime.state.current.status in ("stopped", "crashed"):
+                if runtime.state.current.status == "crashed":
+                    await self.command(runtime.id, StopServer(by="citadel shutdown"))
+                return
+            try:
+                await self.command(runtime.id, StopServer(by="citadel shutdown"))
+            except ActorError:
+                return  # its supervisor's shutdown stops it
+            version = runtime.state.current.version
+            while runtime.state.current.status not in ("stopped", "crashed"):
+                await runtime.state.wait_changed(version)
+                version = runtime.state.current.version
+
+        async with anyio.create_task_group() as tg:
+            for runtime in list(self.runtimes.values()):
+                tg.start_soon(stop, runtime)
+
+    async def kill_all(self) -> None:
+        """Last resort at exit: kill any game process a cancelled actor left running."""
+        for runtime in self.runtimes.values():
+            memory = runtime.extras.get("process")
+            handle = getattr(memory, "process", None)
+            if handle is not None and not handle.exited:
+                log.error("%s: killing pid %s left running at exit", runtime.id, handle.pid)
+                with anyio.CancelScope(shield=True):
+                    await handle.aclose()
+
+    # -- ServerDirectory ------------------------------------------------------------------
+
+    def list_servers(self) -> list[ServerView]:
+        return [self._view(r) for r in self.runtimes.values()]
+
+    def get_server(self, server_id: str) -> ServerView | None:
+        runtime = self.runtimes.get(server_id)
+        return None if runtime is None else self._view(runtime)
+
+    async def server_status(self, server_id: str) -> ServerStatusView | None:
+        runtime = self.runtimes.get(server_id)
+        if runtime is None:
+            return None
+        address = runtime.sibling(PROCESS)
+        if address is not None and address.alive:
+            try:
+                view: ServerStatusView = await address.call(GetStatus(), STATUS_CALL_TIMEOUT)
+                return view
+            except ActorError:
+                pass  # fall back to the shared state below
+        snapshot = runtime.state.current
+        return ServerStatusView(server_id=server_id, status=snapshot.status, seq=snapshot.seq)
+
+    def _view(self, runtime: ServerRuntime) -> ServerView:
+        config = runtime.config
+        return ServerView(
+            id=config.id,
+            name=config.name,
+            game=config.game,
+            status=runtime.state.current.status,
+            source=self.sources.get(config.id, "config"),
+        )

@@ -1,0 +1,478 @@
+"""The ``rcon`` actor of one game server: the BattlEye RCON link, the player list, commands.
+
+It watches `ServerState` and holds one RCON session while the current run is ready and
+``running`` or ``stopping`` (formats.md §2.6: logging in before ``Player connect enabled``
+breaks later attempts). A session that dies is re-opened with capped, jittered backoff; a new
+run (the game restarted) starts a fresh session at once. A rejected password stops the
+attempts until the run changes, because BattlEye blocks an IP after several failed logins.
+
+While connected it asks for ``players`` every `PLAYERS_INTERVAL` seconds, and at once after a
+server message about a player connecting, getting a GUID, being kicked or disconnecting. A
+``players`` event goes out only when the list changed; an empty list goes out once when the
+link goes away or the run ends. Every server message becomes a ``log`` event with source
+``rcon``. `RconCommand` calls are answered with `RconResult`, never with an exception.
+
+Player ids (``Player.id``, what ``/players/{playerId}/kick`` takes) are built from the slot
+``#N`` and the BattlEye GUID, never from ``#N`` alone (slots are reused, formats.md §1.8):
+``"<slot>-<guid>"``, or ``"<slot>-pending-<8 hex>"`` (a digest of address, port and name) for
+a player whose GUID is not known yet. An id is kept while the same player stays in the slot,
+including the moment the GUID becomes known, so it is stable for the whole connection. Resolve
+an id to a slot through ``runtime.rcon.players``.
+
+Single writer of ``runtime.rcon`` (`RconFacts`). ``log_history`` belongs to the logs actor: the
+rcon ``log`` events are published only, so the history does not hold them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import anyio
+import msgspec
+
+from actors import Actor, ActorExited, ChildSpec, MailboxFull, Restart
+from citadel.games.battleye import (
+    Backoff,
+    CommandTimeout,
+    LoginFailed,
+    RConClient,
+    RConDisconnected,
+    RConSettings,
+    RConStatistics,
+    RConUnreachable,
+    backoff_delay,
+    encode_command_text,
+    open_rcon,
+)
+from citadel.games.dayz.rcon_text import (
+    GuidVerified,
+    PlayerConnected,
+    PlayerDisconnected,
+    PlayerGuid,
+    PlayerKicked,
+    PlayerTable,
+    RconPlayer,
+    ServerMessage,
+    parse_players,
+    parse_server_message,
+)
+from citadel.messages import LogEvent, LogLevel, Player, PlayersEvent, utc_timestamp
+from citadel.servers.messages import RconCommand, RconResult, SystemLog
+from citadel.servers.runtime import LOGS, RCON, ServerRuntime, ServerSnapshot
+
+__all__ = [
+    "PLAYERS_INTERVAL",
+    "RconActor",
+    "RconActorStatistics",
+    "RconMemory",
+    "identify_players",
+    "is_players_reply",
+    "new_player_id",
+    "refreshes_players",
+    "same_player",
+    "should_connect",
+    "spec",
+]
+
+# --- defaults -------------------------------------------------------------------------------
+#: Seconds between ``players`` polls while connected.
+PLAYERS_INTERVAL: Final = 5.0
+#: Bound on one ``players`` poll (two resends at the client's 2 s interval).
+PLAYERS_TIMEOUT: Final = 4.0
+#: Server messages waiting to be published; beyond this the oldest are dropped (and counted).
+MESSAGE_BACKLOG: Final = 1000
+#: Reconnect backoff while the run stays the same (1 s doubling to 30 s, half jitter).
+RECONNECT_BACKOFF: Final = Backoff(base=1.0, cap=30.0, jitter=0.5, reset_after=60.0)
+#: Statuses during which the link is wanted (``stopping``: the stop ladder sends ``#shutdown``).
+CONNECT_STATUSES: Final = frozenset({"running", "stopping"})
+#: Commands after which the player list is re-read at once.
+PLAYER_COMMANDS: Final = frozenset({"kick", "ban"})
+NOT_CONNECTED: Final = "RCON is not connected"
+NOT_CONFIGURED: Final = "RCON is not configured for this server"
+# ---------------------------------------------------------------------------------------------
+
+
+# --- decisions (pure) ------------------------------------------------------------------------
+
+
+def should_connect(snapshot: ServerSnapshot) -> bool:
+    """Whether the run in ``snapshot`` wants an RCON session (ready, running or stopping)."""
+    return (
+        snapshot.run is not None
+        and snapshot.ready
+        and not snapshot.exited
+        and snapshot.status in CONNECT_STATUSES
+    )
+
+
+def refreshes_players(message: ServerMessage) -> bool:
+    """Whether a server message means the player list changed (connect, GUID, kick, leave)."""
+    return isinstance(
+        message, PlayerConnected | PlayerGuid | GuidVerified | PlayerKicked | PlayerDisconnected
+    )
+
+
+def is_players_reply(text: str, table: PlayerTable) -> bool:
+    """Whether ``text`` is a ``players`` output (and not, say, ``Unknown command``).
+
+    An empty table is only believed with the ``(0 players in total)`` footer or the header, so
+    a reply that is something else never empties the list.
+    """
+    return bool(table.players) or table.total is not None or "Players on server:" in text
+
+
+def new_player_id(row: RconPlayer) -> str:
+    """The id of a player first seen in ``row``: ``<slot>-<guid>`` or ``<slot>-pending-<hex>``."""
+    if row.guid is not None:
+        return f"{row.slot}-{row.guid}"
+    # No GUID yet: a digest (not the address itself: ids go to viewers who may not see IPs).
+    digest = hashlib.blake2s(
+        f"{row.ip}:{row.port}/{row.name}".encode(errors="replace"), digest_size=4
+    ).hexdigest()
+    return f"{row.slot}-pending-{digest}"
+
+
+def same_player(prior: Player, row: RconPlayer) -> bool:
+    """Whether ``row`` is the player ``prior`` in the same slot (not a newcomer in a reused slot).
+
+    Equal GUIDs decide. A GUID that has just become known keeps the player when address and
+    name are unchanged; a GUID never goes back to unknown, so that means a newcomer.
+    """
+    if prior.slot != row.slot:
+        return False
+    if row.guid is not None and prior.guid is not None:
+        return row.guid == prior.guid
+    if row.guid is None and prior.guid is not None:
+        return False
+    return prior.ip == row.ip and prior.name == row.name
+
+
+def identify_players(rows: Iterable[RconPlayer], previous: Iterable[Player]) -> tuple[Player, ...]:
+    """Turn ``players`` rows into `Player` records, keeping the ids of players still present."""
+    by_slot = {p.slot: p for p in previous if p.slot is not None}
+    players: list[Player] = []
+    for row in rows:
+        prior = by_slot.get(row.slot)
+        player_id = prior.id if prior is not None and same_player(prior, row) else None
+        players.append(
+            Player(
+                id=player_id or new_player_id(row),
+                name=row.name,
+                ping=row.ping,
+                guid=row.guid,
+                slot=row.slot,
+                ip=row.ip,
+            )
+        )
+    return tuple(players)
+
+
+# --- the actor -------------------------------------------------------------------------------
+
+
+@dataclass
+class RconMemory:
+    """What outlives one incarnation of the actor (held by `spec`'s factory).
+
+    Attributes:
+        login_failed_run: The incarnation of the run whose login was rejected; no attempt is
+            made again until the run changes (BattlEye blocks IPs after failed logins).
+    """
+
+    login_failed_run: int | None = None
+
+
+class RconActorStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """Counters of one actor incarnation (``client``: the current session's, if any)."""
+
+    connected: bool
+    connects: int
+    login_failures: int
+    polls: int
+    poll_errors: int
+    bad_replies: int
+    poll_seconds: float
+    players_events: int
+    messages: int
+    dropped_messages: int
+    client: RConStatistics | None
+
+
+class RconActor(Actor[RconCommand]):
+    """Keeps the server's RCON session, player list and rcon log lines (see module docstring).
+
+    Args:
+        runtime: The server's shared runtime.
+        players_interval: Seconds between ``players`` polls.
+        settings: RCON client timing; the client's defaults when omitted.
+        backoff: Reconnect backoff while the run stays the same.
+        memory: State kept across incarnations (see `RconMemory`).
+    """
+
+    def __init__(
+        self,
+        runtime: ServerRuntime,
+        *,
+        players_interval: float = PLAYERS_INTERVAL,
+        settings: RConSettings | None = None,
+        backoff: Backoff = RECONNECT_BACKOFF,
+        memory: RconMemory | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self._interval = players_interval
+        self._settings = settings
+        self._backoff = backoff
+        self._memory = memory if memory is not None else RconMemory()
+        self._client: RConClient | None = None
+        self._wake = anyio.Event()
+        self._backlog: deque[str] = deque()
+        self._backlog_ready = anyio.Event()
+        self._connects = 0
+        self._login_failures = 0
+        self._polls = 0
+        self._poll_errors = 0
+        self._bad_replies = 0
+        self._poll_seconds = 0.0
+        self._players_events = 0
+        self._messages = 0
+        self._dropped = 0
+
+    def statistics(self) -> RconActorStatistics:
+        """Return the counters of this incarnation."""
+        client = self._client
+        return RconActorStatistics(
+            connected=self.runtime.rcon.connected,
+            connects=self._connects,
+            login_failures=self._login_failures,
+            polls=self._polls,
+            poll_errors=self._poll_errors,
+            bad_replies=self._bad_replies,
+            poll_seconds=self._poll_seconds,
+            players_events=self._players_events,
+            messages=self._messages,
+            dropped_messages=self._dropped,
+            client=client.statistics() if client is not None else None,
+        )
+
+    async def on_start(self) -> None:
+        # A previous incarnation's session died with it.
+        self.runtime.rcon.connected = False
+        self.start_soon(self._publish_messages)
+        if self.runtime.config.rcon is not None:
+            self.start_soon(self._follow_state)
+
+    async def handle(self, message: RconCommand) -> RconResult:
+        if not isinstance(message, RconCommand):
+            return RconResult(ok=False, error=f"unsupported message {type(message).__name__}")
+        return await self._command(message)
+
+    # --- commands ------------------------------------------------------------------------------
+
+    async def _command(self, message: RconCommand) -> RconResult:
+        if self.runtime.config.rcon is None:
+            return RconResult(ok=False, error=NOT_CONFIGURED)
+        try:
+            encode_command_text(message.command)
+        except ValueError as exc:
+            return RconResult(ok=False, error=str(exc))
+        if not message.timeout > 0:  # also refuses NaN
+            return RconResult(ok=False, error="timeout must be a positive number of seconds")
+        client = self._client
+        if client is None or not client.connected:
+            return RconResult(ok=False, error=NOT_CONNECTED)
+        # The client honours its deadline; the scope also covers waiting for a free slot.
+        with anyio.move_on_after(message.timeout):
+            try:
+                text = await client.command(message.command, timeout=message.timeout)
+            except CommandTimeout:
+                return RconResult(ok=False, error=f"no reply within {message.timeout:g} s")
+            except RConDisconnected as exc:
+                return RconResult(ok=False, error=f"RCON disconnected: {exc.reason}")
+            self.runtime.rcon.last_answer = anyio.current_time()
+            if message.command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:
+                self._wake.set()
+            return RconResult(ok=True, output=text)
+        return RconResult(ok=False, error=f"no reply within {message.timeout:g} s")
+
+    # --- session lifecycle -----------------------------------------------------------------
+
+    async def _follow_state(self) -> None:
+        state = self.runtime.state
+        snapshot = state.current
+        while True:
+            run = snapshot.run
+            if (
+                run is not None
+                and should_connect(snapshot)
+                and self._memory.login_failed_run != run.incarnation
+            ):
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(self._keep_connected, run.incarnation)
+                    while True:
+                        snapshot = await state.wait_changed(snapshot.version)
+                        current = snapshot.run
+                        if not (
+                            should_connect(snapshot)
+                            and current is not None
+                            and current.incarnation == run.incarnation
+                        ):
+                            break
+                    tasks.cancel_scope.cancel()
+                # Published here, outside the cancelled scope, so the empty list does go out.
+                await self._set_players(())
+                continue
+            await self._set_players(())
+            snapshot = await state.wait_changed(snapshot.version)
+
+    async def _keep_connected(self, incarnation: int) -> None:
+        config = self.runtime.config.rcon
+        assert config is not None  # _follow_state only runs with an rcon table
+        attempt = 0
+        while True:
+            started: float | None = None
+            self._connects += 1
+            try:
+                async with open_rcon(
+                    config.host,
+                    config.port,
+                    config.password,
+                    on_message=self._on_message,
+                    settings=self._settings,
+                ) as client:
+                    started = anyio.current_time()
+                    self._client = client
+                    self.runtime.rcon.connected = True
+                    self.runtime.rcon.last_answer = started
+                    async with anyio.create_task_group() as tasks:
+                        tasks.start_soon(self._poll_loop, client)
+                        await client.wait_disconnected()
+                        tasks.cancel_scope.cancel()
+            except LoginFailed:
+                self._login_failures += 1
+                self._memory.login_failed_run = incarnation
+                await self._system_log(
+                    "warn",
+                    f"RCON login to {config.host}:{config.port} was rejected (wrong password); "
+                    "not retrying until the server restarts, as BattlEye blocks the address "
+                    "after repeated failures",
+                )
+                return
+            except (RConUnreachable, OSError):
+                pass  # not up (yet), or the socket could not be made: retry with backoff
+            except ValueError as exc:  # a password the protocol cannot carry: retry is useless
+                self._memory.login_failed_run = incarnation
+                await self._system_log("error", f"RCON cannot log in: {exc}")
+                return
+            finally:
+                self._client = None
+                self.runtime.rcon.connected = False
+            await self._set_players(())
+            if started is not None and anyio.current_time() - started >= self._backoff.reset_after:
+                attempt = 0
+            await anyio.sleep(backoff_delay(attempt, self._backoff, random.random))
+            attempt += 1
+
+    # --- players ---------------------------------------------------------------------------
+
+    async def _poll_loop(self, client: RConClient) -> None:
+        while True:
+            # Replaced before the poll: a message arriving during it triggers another one.
+            self._wake = anyio.Event()
+            await self._poll(client)
+            with anyio.move_on_after(self._interval):
+                await self._wake.wait()
+
+    async def _poll(self, client: RConClient) -> None:
+        began = anyio.current_time()
+        try:
+            text = await client.command("players", timeout=PLAYERS_TIMEOUT)
+        except CommandTimeout:
+            self._poll_errors += 1
+            return
+        except RConDisconnected:
+            return  # the session loop sees it through wait_disconnected
+        now = anyio.current_time()
+        self._polls += 1
+        self._poll_seconds += now - began
+        self.runtime.rcon.last_answer = now
+        table = parse_players(text)
+        if not is_players_reply(text, table):
+            self._bad_replies += 1
+            return
+        await self._set_players(identify_players(table.players, self.runtime.rcon.players))
+
+    async def _set_players(self, players: tuple[Player, ...]) -> None:
+        facts = self.runtime.rcon
+        if players == facts.players:
+            return
+        facts.players = players
+        self._players_events += 1
+        await self.runtime.publish(PlayersEvent(server_id=self.runtime.id, players=list(players)))
+
+    # --- server messages -------------------------------------------------------------------
+
+    def _on_message(self, text: str) -> None:
+        # Runs in the client's receiver task: must not block and must not raise.
+        self._messages += 1
+        self.runtime.rcon.last_answer = anyio.current_time()
+        if len(self._backlog) >= MESSAGE_BACKLOG:
+            self._backlog.popleft()
+            self._dropped += 1
+        self._backlog.append(text)
+        self._backlog_ready.set()
+
+    async def _publish_messages(self) -> None:
+        while True:
+            await self._backlog_ready.wait()
+            self._backlog_ready = anyio.Event()
+            while self._backlog:
+                text = self._backlog.popleft()
+                names = (p.name for p in self.runtime.rcon.players)
+                if refreshes_players(parse_server_message(text, names)):
+                    self._wake.set()
+                await self.runtime.publish(
+                    LogEvent(
+                        server_id=self.runtime.id,
+                        level="info",
+                        source="rcon",
+                        message=text,
+                        timestamp=utc_timestamp(),
+                        file=None,
+                    )
+                )
+
+    async def _system_log(self, level: LogLevel, message: str) -> None:
+        """Hand a line to the logs actor (which keeps the history); publish it if it is down."""
+        logs = self.runtime.sibling(LOGS)
+        if logs is not None:
+            try:
+                logs.cast_nowait(SystemLog(level=level, message=message))
+                return
+            except (ActorExited, MailboxFull):
+                pass
+        await self.runtime.publish(
+            LogEvent(
+                server_id=self.runtime.id,
+                level=level,
+                source="system",
+                message=message,
+                timestamp=utc_timestamp(),
+                file=None,
+            )
+        )
+
+
+def spec(runtime: ServerRuntime) -> ChildSpec:
+    """The child spec of a server's rcon actor (permanent; memory shared by incarnations)."""
+    memory = RconMemory()
+    return ChildSpec(
+        id=RCON,
+        start=lambda: RconActor(runtime, memory=memory),
+        restart=Restart.PERMANENT,
+        name=runtime.child_name(RCON),
+    )
