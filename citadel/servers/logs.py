@@ -81,6 +81,7 @@ from citadel.games.dayz.rpt import (
 from citadel.games.dayz.rpt import Ready as RptReady
 from citadel.games.dayz.tail import FileTail
 from citadel.messages import LogEvent, LogLevel, LogSource, utc_timestamp
+from citadel.servers._inotify import DirectoryWatch
 from citadel.servers.messages import ConsoleLines, FatalStartError, Ready, SystemLog
 from citadel.servers.runtime import LOGS, PROCESS, RunInfo, ServerRuntime, ServerSnapshot
 
@@ -100,6 +101,10 @@ __all__ = [
 ACTIVE_POLL: Final = 0.02
 """Seconds between polls while lines are arriving (keeps line latency far below 50 ms)."""
 IDLE_POLL: Final = 0.25
+#: With inotify, the idle poll is only a safety net for a missed event.
+WATCHED_IDLE_POLL: Final = 2.0
+#: After a write wakes us, wait this long so a burst of lines is read in one go.
+WRITE_COALESCE: Final = 0.003
 """Longest pause between polls of a quiet server."""
 IDLE_BACKOFF: Final = 2.0
 """Growth of the pause per quiet poll, from ``ACTIVE_POLL`` to ``IDLE_POLL``."""
@@ -280,11 +285,14 @@ class LogsActor(Actor[LogsMessage]):
         ready_resend_interval: float = READY_RESEND_INTERVAL,
         active_poll: float = ACTIVE_POLL,
         idle_poll: float = IDLE_POLL,
+        use_inotify: bool = True,
     ) -> None:
         self.runtime = runtime
         self._resend = ready_resend_interval
         self._fast = active_poll
         self._slow = idle_poll
+        self._use_inotify = use_inotify
+        self._watch: DirectoryWatch | None = None
         self._runs: dict[int, _Run] = {}
         self._last_started = -1
         self._delay = active_poll
@@ -306,6 +314,9 @@ class LogsActor(Actor[LogsMessage]):
 
     async def on_start(self) -> None:
         self.exit_stack.callback(self._close_all)
+        self._watch = DirectoryWatch.open() if self._use_inotify else None
+        if self._watch is not None:
+            self.exit_stack.callback(self._watch.close)
         self.start_soon(self._follow)
 
     async def handle(self, message: LogsMessage) -> None:
@@ -332,9 +343,40 @@ class LogsActor(Actor[LogsMessage]):
                 continue
             got = await self._poll()
             self._send_pending(snapshot, changed)
-            self._delay = next_poll_delay(self._delay, got > 0, fast=self._fast, slow=self._slow)
-            with anyio.move_on_after(self._delay):
-                await state.wait_changed(version)
+            if self._watch is None:
+                self._delay = next_poll_delay(
+                    self._delay, got > 0, fast=self._fast, slow=self._slow
+                )
+            else:
+                # Woken by inotify: the pause only bounds how long a missed event can hide a
+                # line (and lets a partial read continue at once).
+                self._delay = self._fast if got > 0 else WATCHED_IDLE_POLL
+            await self._wait(version)
+
+    async def _wait(self, version: int) -> None:
+        """Wait for a state change, a write in a watched directory, or the poll delay."""
+        watch = self._watch
+        woke_by_write = False
+        with anyio.move_on_after(self._delay):
+            async with anyio.create_task_group() as tg:
+
+                async def on_state() -> None:
+                    await self.runtime.state.wait_changed(version)
+                    tg.cancel_scope.cancel()
+
+                async def on_write() -> None:
+                    nonlocal woke_by_write
+                    assert watch is not None
+                    await watch.wait()
+                    woke_by_write = True
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(on_state)
+                if watch is not None:
+                    tg.start_soon(on_write)
+        if woke_by_write:
+            # A writer usually writes several lines in a burst: read them in one go.
+            await anyio.sleep(WRITE_COALESCE)
 
     async def _apply(self, snapshot: ServerSnapshot) -> None:
         """Start following a new run; drain and close the runs that are over."""
@@ -354,6 +396,16 @@ class LogsActor(Actor[LogsMessage]):
         facts.adm_players_at = 0.0
         facts.last_activity = now
         self._runs[current.incarnation] = _Run(current, now)
+        if self._watch is not None:
+            directories = [Path(current.profile_dir)]
+            if current.console_log:
+                directories.append(Path(current.console_log).parent)
+            for directory in directories:
+                if not self._watch.add(directory):
+                    # Cannot watch (limit reached): fall back to polling for this actor.
+                    self._watch.close()
+                    self._watch = None
+                    break
 
     async def _poll(self) -> int:
         self._polls += 1
