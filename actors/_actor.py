@@ -90,7 +90,11 @@ class Address(Generic[M]):
         """
         await self._live_mailbox().put(Envelope(message))
 
-    async def call(self, message: M, timeout: float = _defaults.CALL_TIMEOUT) -> Any:
+    async def call(
+        self,
+        message: M,
+        timeout: float = _defaults.CALL_TIMEOUT,  # noqa: ASYNC109  # per-call timeout is the API
+    ) -> Any:
         """Send and wait for the handler's return value.
 
         Raises:
@@ -124,7 +128,9 @@ class Address(Generic[M]):
     def _live_mailbox(self) -> Mailbox[M]:
         mailbox = self._mailbox
         if mailbox is None:
-            raise ActorExited(self.name, self._down)
+            # The documented reasons are plain text ("restarting", "stopped"), not our enum.
+            down = self._down
+            raise ActorExited(self.name, down.value if isinstance(down, _Down) else down)
         return mailbox
 
     def _attach(self, mailbox: Mailbox[M]) -> None:
@@ -360,4 +366,3 @@ async def _run_root(
                 await done.wait()
             scope.cancel()
             address._close()
-

@@ -163,9 +163,7 @@ class Mailbox(Generic[T]):
     ``owner`` names the actor in reports. Control items (any object) bypass the bound.
     """
 
-    def __init__(
-        self, policy: MailboxPolicy, owner: str, reports: ReportBus | None = None
-    ) -> None:
+    def __init__(self, policy: MailboxPolicy, owner: str, reports: ReportBus | None = None) -> None:
         self.policy = policy
         self.owner = owner
         self._reports = reports

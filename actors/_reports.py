@@ -32,8 +32,6 @@ class ReportKind(enum.Enum):
     ESCALATION = "escalation"
     #: A mailbox discarded a message (drop-oldest, or a fail-fast refusal).
     MAILBOX_DROP = "mailbox_drop"
-    #: A message was sent to an actor that is not alive.
-    DEAD_LETTER = "dead_letter"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import math
 import random as _random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -566,9 +567,13 @@ class DynamicSupervisor(Supervisor):
 
 
 class SupervisorRef:
-    """Talks to a running supervisor through its address (all methods are calls)."""
+    """Talks to a running supervisor through its address (all methods are calls).
 
-    def __init__(self, address: Address[Any], timeout: float = _defaults.CALL_TIMEOUT) -> None:
+    Calls wait without a timeout by default, as OTP's supervisor calls do: terminating a child
+    legitimately takes up to its shutdown timeout, and a supervisor always answers.
+    """
+
+    def __init__(self, address: Address[Any], timeout: float = math.inf) -> None:
         self.address = address
         self.timeout = timeout
 
