@@ -15,6 +15,7 @@ from ._backoff import Backoff
 from ._exceptions import (
     ActorError,
     ActorExited,
+    ActorKilled,
     CallTimeout,
     MailboxFull,
     NameTaken,
@@ -41,6 +42,7 @@ __all__ = [
     "Actor",
     "ActorError",
     "ActorExited",
+    "ActorKilled",
     "Address",
     "Backoff",
     "CallTimeout",

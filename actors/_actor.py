@@ -17,7 +17,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from . import _defaults
-from ._exceptions import ActorExited, CallTimeout
+from ._exceptions import ActorExited, ActorKilled, CallTimeout
 from ._mailbox import Envelope, Mailbox, MailboxPolicy, MailboxStatistics, Reply
 from ._registry import Registry
 from ._reports import ReportBus
@@ -33,6 +33,15 @@ class _Stop:
 
     def __init__(self, kind: ExitKind) -> None:
         self.kind = kind
+
+
+class _Kill:
+    """Control item: crash now (between two messages), as OTP's ``exit(Pid, kill)``."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class _Down(enum.Enum):
@@ -109,6 +118,18 @@ class Address(Generic[M]):
             return await reply.wait()
         reply.abandoned = True
         raise CallTimeout(f"no reply from {self.name!r} within {timeout} s")
+
+    def kill(self, reason: str = "killed") -> None:
+        """Crash the current incarnation after the message it is handling, if any.
+
+        The actor ends with `ActorKilled` - an error exit, so its supervisor treats it as a
+        crash (restart, intensity, reports). For operators and chaos tests: a stuck actor can
+        be restarted without touching its siblings.
+
+        Raises:
+            ActorExited: The actor is not alive.
+        """
+        self._live_mailbox().put_control(_Kill(reason))
 
     def statistics(self) -> MailboxStatistics:
         """Return the current incarnation's mailbox statistics (zeros while down)."""
@@ -291,6 +312,8 @@ async def _message_loop(actor: Actor[M], mailbox: Mailbox[M]) -> ExitKind:
             reply.resolve(result)
         elif isinstance(item, _Stop):
             return item.kind
+        elif isinstance(item, _Kill):
+            raise ActorKilled(f"actor {actor.address.name!r} was killed: {item.reason}")
         else:
             await actor.handle(item)  # type: ignore[arg-type]  # control items posted by the actor itself
 

@@ -5,6 +5,7 @@
     ActorError
      ├── MailboxFull               the mailbox had no room and the policy says fail
      ├── ActorExited               the peer is not alive: it crashed, stopped, or is restarting
+     ├── ActorKilled               an actor was killed on purpose (``Address.kill``): a crash
      ├── CallTimeout               no reply within the call's timeout (a late reply is discarded)
      ├── NameTaken                 a registry name is already in use
      ├── StartFailed               a child could not be started (its start raised)
@@ -36,6 +37,10 @@ class ActorExited(ActorError):
         super().__init__(f"actor {name!r} is not alive: {reason}")
         self.name = name
         self.reason = reason
+
+
+class ActorKilled(ActorError):
+    """Raised inside an actor killed with ``Address.kill``; its supervisor sees a crash."""
 
 
 class CallTimeout(ActorError):

@@ -213,7 +213,7 @@ async def open_citadel(
                 to_broadcaster,
                 StoreRunStore(store, lambda apply: run_in_store(db, apply)),
             )
-            stack.push_async_callback(fleet.kill_all)
+            stack.push_async_callback(fleet.close)
             await root.start_child(
                 ChildSpec(
                     "fleet",

@@ -190,6 +190,8 @@ class FanoutEngine:
         # Clients grouped by scope: publish decides once per distinct scope, then loops.
         self._groups: dict[ClientScope, dict[str, Outbox]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._dirty: list[Outbox] = []
+        self._flush_scheduled = False
         self.sio = _SocketIOServer(
             async_mode="asgi",
             client_manager=_Manager(self),
@@ -219,17 +221,36 @@ class FanoutEngine:
                     return
                 frames[variant] = frame
             raw = frame.raw
+            size = len(raw)
             high_water = self._high_water
+            dirty = self._dirty
             written = 0
-            # The hot loop: one buffer-size check and one write per recipient that keeps up.
+            # The hot loop: one buffer-size check and one append per recipient that keeps up.
+            # Frames are batched per client and written once per loop turn (`_flush`): a burst
+            # of events costs one syscall per client, not one per client per event.
             for outbox in members.values():
                 transport = outbox.direct
-                if transport is not None and transport.get_write_buffer_size() < high_water:
-                    transport.write(raw)
+                if (
+                    transport is not None
+                    and transport.get_write_buffer_size() + outbox.batch_bytes < high_water
+                ):
+                    if not outbox.batch:
+                        dirty.append(outbox)
+                    outbox.batch.append(raw)
+                    outbox.batch_bytes += size
                     written += 1
                 else:
                     outbox.enqueue(frame)
             self._counters.delivered += written
+        if self._dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        for outbox in dirty:
+            outbox.flush_batch()
 
     def rescope(self, sid: str, scope: ClientScope) -> None:
         """Change a connected client's scope; it is sent a snapshot for the new scope."""

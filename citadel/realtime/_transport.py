@@ -103,6 +103,9 @@ class Outbox:
         self._wakeup: asyncio.Future[None] | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._send: Any = None
+        #: Frames taken on the direct path this loop turn, written in one go by `flush_batch`.
+        self.batch: list[bytes] = []
+        self.batch_bytes = 0
 
     # -- broadcast entry point ----------------------------------------------------------------
 
@@ -110,15 +113,28 @@ class Outbox:
         """Hand ``frame`` to this client: write it now if the transport has room, else queue it."""
         transport = self.direct
         if transport is not None and transport.get_write_buffer_size() < self._high_water:
+            self.flush_batch()  # older frames first
             transport.write(frame.raw)
             self._counters.delivered += 1
             return
         self.enqueue(frame)
 
+    def flush_batch(self) -> None:
+        """Write the frames batched this loop turn with one ``write`` (one syscall)."""
+        if not self.batch:
+            return
+        data = self.batch[0] if len(self.batch) == 1 else b"".join(self.batch)
+        self.batch.clear()
+        self.batch_bytes = 0
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
     def enqueue(self, frame: Frame) -> None:
         """Queue ``frame`` under the lag policy (the slow path of :meth:`offer`)."""
         if self.closed:
             return
+        self.flush_batch()  # what was batched is older than this frame
         self.direct = None
         verdict = self.events.push(frame, time.monotonic())
         if verdict is Verdict.DISCONNECT:
@@ -131,6 +147,8 @@ class Outbox:
         if self.closed:
             return
         self._counters.lag_disconnects += 1
+        self.batch.clear()
+        self.batch_bytes = 0
         self.close()
         transport = self._transport
         if transport is not None:
@@ -144,6 +162,7 @@ class Outbox:
         if self.closed:
             return
         self.closed = True
+        self.flush_batch()
         self.direct = None
         self.events.clear()
         # An Engine.IO CLOSE tells a client still polling that this session is over (an empty
@@ -156,6 +175,7 @@ class Outbox:
 
     def put_nowait(self, pkt: eio_packet.Packet | None) -> None:
         """Queue an Engine.IO control packet (``None`` stops the reader of this outbox)."""
+        self.flush_batch()
         self.direct = None
         self._control.append(pkt)
         self._wake()

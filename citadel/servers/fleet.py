@@ -30,6 +30,7 @@ import msgspec
 from actors import (
     ActorError,
     Address,
+    Backoff,
     ChildSpec,
     Registry,
     Restart,
@@ -42,7 +43,7 @@ from citadel.messages import Event
 from citadel.messages.rest import ServerStatusView, ServerView
 from citadel.servers import logs, map, metrics, process, rcon
 from citadel.servers.messages import Accepted, GetStatus, RestartServer, StartServer, StopServer
-from citadel.servers.process import RunStore
+from citadel.servers.process import RunStore, release_memory
 from citadel.servers.runtime import PROCESS, RunInfo, ServerRuntime
 from citadel.store import Store
 
@@ -56,6 +57,7 @@ SERVER_PERIOD: Final = 60.0
 FLEET_INTENSITY: Final = 50
 FLEET_PERIOD: Final = 60.0
 STATUS_CALL_TIMEOUT: Final = 2.0
+ACTOR_BACKOFF: Final = Backoff(base=0.05, cap=1.0, reset_after=30.0)
 
 
 class StoreRunStore:
@@ -93,6 +95,9 @@ def server_supervisor(runtime: ServerRuntime, runs: RunStore) -> Supervisor:
         strategy=Strategy.ONE_FOR_ONE,
         intensity=SERVER_INTENSITY,
         period=SERVER_PERIOD,
+        # A server's actors come back quickly: while its process actor waits to restart, no
+        # one watches the game process (the library's default cap is 30 s).
+        backoff=ACTOR_BACKOFF,
     )
 
 
@@ -144,9 +149,12 @@ class Fleet:
             raise
 
     async def remove(self, server_id: str) -> None:
-        """Stop a server's actors (the game is stopped by its ladder) and forget it."""
+        """Stop the server's game (its ladder), then its actors, and forget it."""
         assert self.supervisor is not None
+        runtime = self.runtimes[server_id]
+        await self._stop_and_wait(runtime, "the server is being removed")
         await self.supervisor.terminate_child(server_id)
+        await self._release(runtime)
         self.runtimes.pop(server_id, None)
         self.sources.pop(server_id, None)
 
@@ -159,35 +167,37 @@ class Fleet:
         return result
 
     async def stop_all(self) -> None:
-        """Stop every running server concurrently and wait until each has stopped."""
-
-        async def stop(runtime: ServerRuntime) -> None:
-            if runtime.state.current.status in ("stopped", "crashed"):
-                if runtime.state.current.status == "crashed":
-                    await self.command(runtime.id, StopServer(by="citadel shutdown"))
-                return
-            try:
-                await self.command(runtime.id, StopServer(by="citadel shutdown"))
-            except ActorError:
-                return  # its supervisor's shutdown stops it
-            version = runtime.state.current.version
-            while runtime.state.current.status not in ("stopped", "crashed"):
-                await runtime.state.wait_changed(version)
-                version = runtime.state.current.version
-
+        """Stop every server's game concurrently and wait until each has stopped."""
         async with anyio.create_task_group() as tg:
             for runtime in list(self.runtimes.values()):
-                tg.start_soon(stop, runtime)
+                tg.start_soon(self._stop_and_wait, runtime, "citadel shutdown")
 
-    async def kill_all(self) -> None:
-        """Last resort at exit: kill any game process a cancelled actor left running."""
+    async def close(self) -> None:
+        """After the tree stopped: kill any game a cancelled actor left running, free queues."""
         for runtime in self.runtimes.values():
-            memory = runtime.extras.get("process")
-            handle = getattr(memory, "process", None)
-            if handle is not None and not handle.exited:
-                log.error("%s: killing pid %s left running at exit", runtime.id, handle.pid)
-                with anyio.CancelScope(shield=True):
-                    await handle.aclose()
+            await self._release(runtime)
+
+    async def _stop_and_wait(self, runtime: ServerRuntime, by: str) -> None:
+        status = runtime.state.current.status
+        if status == "stopped":
+            return
+        try:
+            # For a crashed server this cancels a pending automatic restart.
+            await self.command(runtime.id, StopServer(by=by))
+        except ActorError:
+            return  # its process actor is gone; `close` kills what is left
+        version = runtime.state.current.version
+        while runtime.state.current.status not in ("stopped", "crashed"):
+            version = (await runtime.state.wait_changed(version)).version
+
+    async def _release(self, runtime: ServerRuntime) -> None:
+        memory = runtime.extras.get("process")
+        if memory is None:
+            return
+        handle = memory.process
+        if handle is not None and not handle.exited:
+            log.error("%s: killing pid %s left running at exit", runtime.id, handle.pid)
+        await release_memory(memory)
 
     # -- ServerDirectory ------------------------------------------------------------------
 

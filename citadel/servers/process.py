@@ -80,7 +80,6 @@ HANG_CHECK_FRACTION: Final = 0.25  # check for a hang every quarter of hang_time
 SHUTDOWN_COMMAND_TIMEOUT: Final = 5.0
 CONSOLE_DIR: Final = "citadel"
 OUTBOX_SIZE: Final = 10_000
-OUTBOX_FLUSH_TIMEOUT: Final = 1.0
 #: Extra time the supervisor gives this actor to stop beyond the server's own stop ladder.
 STOP_MARGIN: Final = 15.0
 
@@ -157,6 +156,23 @@ class ProcessMemory:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+async def release_memory(memory: ProcessMemory) -> None:
+    """Let go of what a server's process actors kept across restarts (the server is gone).
+
+    A game process still running here is killed with its whole group: Citadel is exiting or
+    the server was removed, and an unattended server would be an orphan.
+    """
+    process, memory.process = memory.process, None
+    if process is not None:
+        with anyio.CancelScope(shield=True):
+            await process.aclose()  # kills the group first if it still runs
+    if memory.outbox is not None:
+        send, receive = memory.outbox
+        send.close()
+        receive.close()
+        memory.outbox = None
+
+
 def describe_exit(status: ExitStatus) -> str:
     """A short sentence for an exit status."""
     if status.signal is not None:
@@ -213,7 +229,6 @@ class ProcessActor(Actor[Any]):
             # are still sent, in order, by the next one (a dashboard sees no seq gap).
             memory.outbox = anyio.create_memory_object_stream[Any](OUTBOX_SIZE)
         self._outbox = memory.outbox[0]
-        self._drained = anyio.Event()
         self.start_soon(self._drain_outbox, memory.outbox[1])
         self.start_soon(self._hang_watch)
         process = memory.process
@@ -262,25 +277,11 @@ class ProcessActor(Actor[Any]):
             self._transition("stopped", reason="not started", publish_only=True)
 
     async def on_stop(self, kind: ExitKind) -> None:
-        # The tree is shutting down (or this server is being removed): stop the game properly.
-        memory = self.memory
-        if memory.process is not None and not memory.process.exited:
-            memory.intent = "stop"
-            memory.stop_requested_by = "citadel shutdown"
-            if self.runtime.state.current.status != "stopping":
-                self._transition("stopping", reason="Citadel is shutting down")
-            outcome = await self._run_ladder(memory.process)
-            await self._finish_stop(memory.incarnation, outcome)
-        await self._close_process()
-        # Stopped on purpose (the server is removed or Citadel stops): flush and close the
-        # outbox, bounded - the broadcaster may already be gone.
-        if memory.outbox is not None:
-            send, receive = memory.outbox
-            send.close()  # the drain task sends what is queued, then ends
-            with anyio.move_on_after(OUTBOX_FLUSH_TIMEOUT):
-                await self._drained.wait()
-            receive.close()
-            memory.outbox = None
+        # Stopping this actor never stops the game: the actor may be stopped because its
+        # supervisor gave up and is about to be restarted, and the next incarnation re-attaches
+        # to the running process. Stopping the game is the fleet's explicit decision
+        # (`Fleet.remove`, `Fleet.stop_all`), made before the actor is stopped.
+        return None
 
     # -- messages -------------------------------------------------------------------------
 
@@ -735,11 +736,8 @@ class ProcessActor(Actor[Any]):
             log.error("%s: outbox full; dropped %s", self.runtime.id, type(event).__name__)
 
     async def _drain_outbox(self, receive: anyio.abc.ObjectReceiveStream[Any]) -> None:
-        try:
-            async for event in receive:
-                await self.runtime.publish(event)
-        finally:
-            self._drained.set()
+        async for event in receive:
+            await self.runtime.publish(event)
 
     def _system(self, level: LogLevel, message: str) -> None:
         logs = self.runtime.sibling(LOGS)

@@ -18,6 +18,7 @@ DOCUMENTED = [
     "Actor",
     "ActorError",
     "ActorExited",
+    "ActorKilled",
     "Address",
     "Backoff",
     "CallTimeout",

@@ -15,6 +15,7 @@ import pytest
 from actors import (
     ActorError,
     ActorExited,
+    ActorKilled,
     Address,
     Backoff,
     ChildSpec,
@@ -566,6 +567,24 @@ async def test_the_address_is_stable_across_restarts() -> None:
         assert info.restarts == 1
     assert log == ["before", "after"]
     assert address.closed
+
+
+@bounded
+async def test_kill_crashes_only_that_child_and_it_is_restarted() -> None:
+    capture = ReportCapture()
+    specs = [ChildSpec("a", start=Probe), ChildSpec("b", start=Probe)]
+    async with open_supervisor(specs, backoff=NOW, reports=capture.bus) as sup:
+        a, b = await address_of(sup, "a"), await address_of(sup, "b")
+        a.kill("chaos")
+        await capture.wait_for(ReportKind.RESTART, offender="a")
+        [crash] = capture.of_kind(ReportKind.CRASH, offender="a")
+        assert isinstance(crash.reason, ActorKilled)
+        assert "chaos" in str(crash.reason)
+        assert await a.call("again") == "again"
+        assert capture.of_kind(ReportKind.CRASH, offender="b") == []
+        assert await b.call("untouched") == "untouched"
+    with pytest.raises(ActorExited):
+        a.kill()
 
 
 @bounded
