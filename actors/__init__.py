@@ -5,13 +5,14 @@ Others reach it through its stable `Address` with ``cast`` (tell) and ``call`` (
 timeout). A `Supervisor` starts children from `ChildSpec`s, restarts them by `Strategy` and
 `Restart` type, waits a `Backoff` delay between restarts, and gives up past its restart
 intensity. Everything that goes wrong is a `Report` on a `ReportBus`. `actors.testing` has
-what tests need.
+what tests need. The pure decisions - `backoff_delay`, `next_attempt`, `add_restart` - are
+public too, for applications with restart policies of their own.
 
 The library imports only anyio; it runs on asyncio and on trio.
 """
 
 from ._actor import Actor, Address, open_actor
-from ._backoff import Backoff
+from ._backoff import Backoff, backoff_delay, next_attempt
 from ._exceptions import (
     ActorError,
     ActorExited,
@@ -24,6 +25,7 @@ from ._exceptions import (
     TooManyChildren,
     UnknownChild,
 )
+from ._intensity import add_restart
 from ._mailbox import MailboxPolicy, MailboxStatistics, Overflow
 from ._registry import Registry
 from ._reports import Report, ReportBus, ReportKind
@@ -69,6 +71,9 @@ __all__ = [
     "SupervisorStatistics",
     "TooManyChildren",
     "UnknownChild",
+    "add_restart",
+    "backoff_delay",
+    "next_attempt",
     "open_actor",
     "open_supervisor",
 ]

@@ -44,9 +44,16 @@ import anyio
 import anyio.abc
 import msgspec
 
-from actors import Actor, ChildSpec, ExitKind, Restart
-from actors._backoff import Backoff, backoff_delay, next_attempt
-from actors._intensity import add_restart, prune
+from actors import (
+    Actor,
+    Backoff,
+    ChildSpec,
+    ExitKind,
+    Restart,
+    add_restart,
+    backoff_delay,
+    next_attempt,
+)
 from citadel.games.dayz.beconfig import write_beserver_cfg
 from citadel.messages import (
     LogLevel,
@@ -634,7 +641,7 @@ class ProcessActor(Actor[Any]):
             memory.auto_restarts, now, cfg.max_restarts_per_hour, RESTART_WINDOW
         )
         if not allowed:
-            memory.auto_restarts = prune(memory.auto_restarts, now, RESTART_WINDOW)
+            memory.auto_restarts = window[:-1]  # the refused restart does not count
             self._notify(
                 "error",
                 "Server given up",

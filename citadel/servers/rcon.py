@@ -35,9 +35,17 @@ from typing import Final
 import anyio
 import msgspec
 
-from actors import Actor, ActorExited, ChildSpec, MailboxFull, Restart
-from citadel.games.battleye import (
+from actors import (
+    Actor,
+    ActorExited,
     Backoff,
+    ChildSpec,
+    MailboxFull,
+    Restart,
+    backoff_delay,
+    next_attempt,
+)
+from citadel.games.battleye import (
     CommandTimeout,
     LoginFailed,
     RConClient,
@@ -45,7 +53,6 @@ from citadel.games.battleye import (
     RConSettings,
     RConStatistics,
     RConUnreachable,
-    backoff_delay,
     encode_command_text,
     open_rcon,
 )
@@ -332,7 +339,7 @@ class RconActor(Actor[RconCommand]):
     async def _keep_connected(self, incarnation: int) -> None:
         config = self.runtime.config.rcon
         assert config is not None  # _follow_state only runs with an rcon table
-        attempt = 0
+        attempt = -1
         while True:
             started: float | None = None
             self._connects += 1
@@ -372,10 +379,9 @@ class RconActor(Actor[RconCommand]):
                 self._client = None
                 self.runtime.rcon.connected = False
             await self._set_players(())
-            if started is not None and anyio.current_time() - started >= self._backoff.reset_after:
-                attempt = 0
-            await anyio.sleep(backoff_delay(attempt, self._backoff, random.random))
-            attempt += 1
+            uptime = 0.0 if started is None else anyio.current_time() - started
+            attempt = next_attempt(self._backoff, attempt, uptime)
+            await anyio.sleep(backoff_delay(self._backoff, attempt, random.random))
 
     # --- players ---------------------------------------------------------------------------
 

@@ -9,11 +9,9 @@ the root must end every actor and every task.
 
 from __future__ import annotations
 
-import functools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 import pytest
@@ -34,22 +32,9 @@ from actors import (
     open_supervisor,
 )
 from actors.testing import Crash, Probe, ReportCapture
+from tests.actors._support import bounded
 
 pytestmark = pytest.mark.anyio
-
-#: Virtual seconds after which a test counts as hung (far beyond any test's own timeline).
-VIRTUAL_DEADLINE = 100_000.0
-
-
-def bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Fail a test that deadlocks: in virtual time the deadline arrives at once."""
-
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> None:
-        with anyio.fail_after(VIRTUAL_DEADLINE):
-            await test(*args, **kwargs)
-
-    return run
 
 
 SEED = 20240611

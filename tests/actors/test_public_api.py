@@ -45,6 +45,9 @@ DOCUMENTED = [
     "SupervisorStatistics",
     "TooManyChildren",
     "UnknownChild",
+    "add_restart",
+    "backoff_delay",
+    "next_attempt",
     "open_actor",
     "open_supervisor",
 ]

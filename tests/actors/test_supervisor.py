@@ -3,9 +3,8 @@ escalation, backoff, shutdown, stable addresses, the registry and dynamic superv
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -38,22 +37,9 @@ from actors import (
 from actors._spec import should_restart
 from actors._strategy import affected_children
 from actors.testing import Crash, Probe, ReportCapture, SequenceRandom
+from tests.actors._support import bounded
 
 pytestmark = pytest.mark.anyio
-
-#: Virtual seconds after which a test counts as hung (far beyond any test's own timeline).
-VIRTUAL_DEADLINE = 100_000.0
-
-
-def bounded(test: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
-    """Fail a test that deadlocks: in virtual time the deadline arrives at once."""
-
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> None:
-        with anyio.fail_after(VIRTUAL_DEADLINE):
-            await test(*args, **kwargs)
-
-    return run
 
 
 NOW = Backoff.none()

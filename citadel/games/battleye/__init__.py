@@ -9,11 +9,10 @@ from __future__ import annotations
 from ._client import MessageCallback, RConClient, RConStatistics, open_rcon
 from ._codec import encode_command_text
 from ._errors import CommandTimeout, LoginFailed, RConDisconnected, RConError, RConUnreachable
-from ._reconnect import backoff_delay, run_forever
-from ._settings import Backoff, RConSettings
+from ._reconnect import run_forever
+from ._settings import RConSettings
 
 __all__ = [
-    "Backoff",
     "CommandTimeout",
     "LoginFailed",
     "MessageCallback",
@@ -23,7 +22,6 @@ __all__ = [
     "RConSettings",
     "RConStatistics",
     "RConUnreachable",
-    "backoff_delay",
     "encode_command_text",
     "open_rcon",
     "run_forever",

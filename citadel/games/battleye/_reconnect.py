@@ -8,21 +8,17 @@ from typing import NoReturn
 
 import anyio
 
+from actors import Backoff, backoff_delay, next_attempt
+
 from ._client import MessageCallback, RConClient, open_rcon
 from ._errors import RConUnreachable
-from ._settings import Backoff, RConSettings
-
-
-def backoff_delay(attempt: int, backoff: Backoff, random: Callable[[], float]) -> float:
-    """Return the wait before reconnect ``attempt`` (0-based): capped exponential, with jitter.
-
-    The un-jittered delay is ``min(cap, base * 2**attempt)``; jitter takes away up to the
-    ``jitter`` fraction of it, drawn from ``random()`` in [0, 1), so many servers that lost RCon
-    at the same moment do not all come back in the same instant.
-    """
-    exponent = min(attempt, 62)  # keeps 2**attempt a sane float however long the outage
-    delay = min(backoff.cap, backoff.base * 2.0**exponent)
-    return delay * (1.0 - backoff.jitter * random())
+from ._settings import (
+    RECONNECT_BASE,
+    RECONNECT_CAP,
+    RECONNECT_JITTER,
+    RECONNECT_RESET_AFTER,
+    RConSettings,
+)
 
 
 async def run_forever(
@@ -48,8 +44,14 @@ async def run_forever(
         LoginFailed: the password was rejected. Retrying would get the host's IP banned by
             BattlEye, so the owner decides when to try again (e.g. after a config change).
     """
-    backoff = Backoff() if backoff is None else backoff
-    attempt = 0
+    if backoff is None:
+        backoff = Backoff(
+            base=RECONNECT_BASE,
+            cap=RECONNECT_CAP,
+            jitter=RECONNECT_JITTER,
+            reset_after=RECONNECT_RESET_AFTER,
+        )
+    attempt = -1
     while True:
         started: float | None = None
         try:
@@ -62,10 +64,10 @@ async def run_forever(
                 reason = await client.wait_disconnected()
         except RConUnreachable:
             pass
+        uptime = 0.0
         if started is not None:
             if on_disconnected is not None:
                 on_disconnected(reason)
-            if anyio.current_time() - started >= backoff.reset_after:
-                attempt = 0
-        await anyio.sleep(backoff_delay(attempt, backoff, random))
-        attempt += 1
+            uptime = anyio.current_time() - started
+        attempt = next_attempt(backoff, attempt, uptime)
+        await anyio.sleep(backoff_delay(backoff, attempt, random))

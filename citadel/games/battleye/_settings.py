@@ -60,12 +60,3 @@ class RConSettings(msgspec.Struct, frozen=True, kw_only=True):
     def command_timeout(self) -> float:
         """Default bound on one command: the first send plus every resend."""
         return self.resend_interval * (self.max_resends + 1)
-
-
-class Backoff(msgspec.Struct, frozen=True, kw_only=True):
-    """Capped exponential reconnect backoff with jitter, reset after a stable session."""
-
-    base: float = RECONNECT_BASE
-    cap: float = RECONNECT_CAP
-    jitter: float = RECONNECT_JITTER
-    reset_after: float = RECONNECT_RESET_AFTER

@@ -8,7 +8,6 @@ import citadel.games.battleye as battleye
 def test_all_is_the_documented_surface() -> None:
     assert battleye.__all__ == sorted(battleye.__all__)
     assert set(battleye.__all__) == {
-        "Backoff",
         "CommandTimeout",
         "LoginFailed",
         "MessageCallback",
@@ -18,7 +17,6 @@ def test_all_is_the_documented_surface() -> None:
         "RConSettings",
         "RConStatistics",
         "RConUnreachable",
-        "backoff_delay",
         "encode_command_text",
         "open_rcon",
         "run_forever",

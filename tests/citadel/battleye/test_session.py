@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from berconpy.protocol import ServerCommandPacket, ServerMessagePacket
 from hypothesis import given
 from hypothesis import strategies as st
 
-from citadel.games.battleye import Backoff, backoff_delay
 from citadel.games.battleye._codec import Garbage, encode_ack, encode_command
 from citadel.games.battleye._session import Late, Message, Partial, RConSession, Reply
 
@@ -131,16 +129,3 @@ def test_session_survives_any_datagram(data: bytes) -> None:
     session = RConSession()
     session.start_command(b"players")
     session.receive(data, 0.0)
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    backoff = Backoff(base=1.0, cap=60.0, jitter=0.5)
-    delays = [backoff_delay(n, backoff, lambda: 0.0) for n in range(8)]
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-    assert backoff_delay(10_000, backoff, lambda: 0.0) == 60.0
-
-
-@pytest.mark.parametrize(("draw", "expected"), [(0.0, 8.0), (0.5, 6.0), (0.999, 4.004)])
-def test_backoff_jitter_takes_up_to_its_fraction(draw: float, expected: float) -> None:
-    backoff = Backoff(base=1.0, cap=60.0, jitter=0.5)
-    assert backoff_delay(3, backoff, lambda: draw) == pytest.approx(expected)
