@@ -8,6 +8,7 @@ lagging client's frames wait under the policy of :class:`ClientQueue`. See ``doc
 from __future__ import annotations
 
 from ._engine import (
+    DEFAULT_FLUSH_TURNS,
     Authenticate,
     ConnectRefused,
     FanoutEngine,
@@ -22,6 +23,7 @@ from ._queue import ClientQueue, QueueLimits, Verdict
 from ._rules import EVENT_PERMISSIONS, ClientScope, Outgoing, may_receive, select_variant
 
 __all__ = [
+    "DEFAULT_FLUSH_TURNS",
     "EVENT_PERMISSIONS",
     "Authenticate",
     "ClientQueue",

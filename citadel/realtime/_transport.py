@@ -51,10 +51,11 @@ logger = logging.getLogger(__name__)
 class Counters:
     """Engine-wide delivery counters, shared by every outbox (plain ints: one thread)."""
 
-    __slots__ = ("delivered", "lag_disconnects")
+    __slots__ = ("batch_writes", "delivered", "lag_disconnects")
 
     def __init__(self) -> None:
         self.delivered = 0
+        self.batch_writes = 0
         self.lag_disconnects = 0
 
 
@@ -75,8 +76,10 @@ class Outbox:
 
     It stands in for the ``asyncio.Queue`` python-engineio gives each socket (``put``,
     ``put_nowait``, ``get``, ``get_nowait``, ``task_done``, ``join``, ``empty``, ``qsize``),
-    and adds the broadcast entry point :meth:`offer`. Control packets (open, ping, Socket.IO
-    connect/disconnect, ``None`` = stop) are never dropped and go before pending frames.
+    and adds the broadcast paths: the engine appends frames to :attr:`batch` and calls
+    :meth:`flush_batch` (direct path), or :meth:`enqueue` (lagging client). Control packets
+    (open, ping, Socket.IO connect/disconnect, ``None`` = stop) are never dropped and go before
+    pending frames.
 
     Attributes:
         direct: The transport to write to right now, or ``None`` when frames must be queued
@@ -103,24 +106,14 @@ class Outbox:
         self._wakeup: asyncio.Future[None] | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._send: Any = None
-        #: Frames taken on the direct path this loop turn, written in one go by `flush_batch`.
+        #: Frames taken on the direct path, not yet written: `flush_batch` writes them in one go.
         self.batch: list[bytes] = []
         self.batch_bytes = 0
 
-    # -- broadcast entry point ----------------------------------------------------------------
-
-    def offer(self, frame: Frame) -> None:
-        """Hand ``frame`` to this client: write it now if the transport has room, else queue it."""
-        transport = self.direct
-        if transport is not None and transport.get_write_buffer_size() < self._high_water:
-            self.flush_batch()  # older frames first
-            transport.write(frame.raw)
-            self._counters.delivered += 1
-            return
-        self.enqueue(frame)
+    # -- the direct path (filled by the engine's publish) -------------------------------------
 
     def flush_batch(self) -> None:
-        """Write the frames batched this loop turn with one ``write`` (one syscall)."""
+        """Write the batched frames with one ``write`` (one syscall)."""
         if not self.batch:
             return
         data = self.batch[0] if len(self.batch) == 1 else b"".join(self.batch)
@@ -129,9 +122,10 @@ class Outbox:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.write(data)
+            self._counters.batch_writes += 1
 
     def enqueue(self, frame: Frame) -> None:
-        """Queue ``frame`` under the lag policy (the slow path of :meth:`offer`)."""
+        """Queue ``frame`` under the lag policy (the slow path: the client lags or polls)."""
         if self.closed:
             return
         self.flush_batch()  # what was batched is older than this frame

@@ -267,3 +267,52 @@ async def test_a_stalled_client_is_cut_off_while_another_keeps_receiving() -> No
         print(f"\n{count} x 16 kB to the reader in {elapsed * 1000:.0f} ms; {stats}")
         stalled.close()
         await reader.sio.disconnect()
+
+
+@pytest.mark.parametrize(("flush_turns", "writes"), [(1, 3), (4, 1)])
+async def test_frames_of_consecutive_turns_leave_in_one_write(
+    flush_turns: int, writes: int
+) -> None:
+    engine = FanoutEngine(authenticate, flush_turns=flush_turns)
+    async with serving(engine) as url:
+        with anyio.fail_after(BOUND):
+            raw = await RawWebSocket.connect(url)
+            raw.send('40{"token":"admin"}')
+            assert (await raw.recv()).startswith("40")
+        before = engine.statistics().batch_writes
+        # Three events in three consecutive loop turns (each sleep(0) is one turn).
+        for n in range(3):
+            if n:
+                await asyncio.sleep(0)
+            engine.publish(ev("metrics", "a", f'{{"n":{n}}}'))
+        with anyio.fail_after(BOUND):
+            got = [await raw.recv() for _ in range(3)]
+        assert got == [f'42["metrics",{{"n":{n}}}]' for n in range(3)]
+        assert engine.statistics().batch_writes - before == writes
+        raw.close()
+
+
+async def test_a_large_batch_is_written_at_once() -> None:
+    engine = FanoutEngine(authenticate, flush_turns=1000)
+    async with serving(engine) as url:
+        with anyio.fail_after(BOUND):
+            raw = await RawWebSocket.connect(url)
+            raw.send('40{"token":"admin"}')
+            assert (await raw.recv()).startswith("40")
+        before = engine.statistics().batch_writes
+        small = '{"n":0}'
+        engine.publish(ev("metrics", "a", small))
+        assert engine.statistics().batch_writes == before  # waits for more frames
+        big = '{"pad":"' + "x" * 20_000 + '"}'
+        engine.publish(ev("metrics", "a", big))
+        # Past a quarter of the high-water mark the batch goes out inside publish itself.
+        assert engine.statistics().batch_writes == before + 1
+        with anyio.fail_after(BOUND):
+            assert await raw.recv() == f'42["metrics",{small}]'
+            assert await raw.recv() == f'42["metrics",{big}]'
+        raw.close()
+
+
+def test_flush_turns_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="flush_turns"):
+        FanoutEngine(authenticate, flush_turns=0)
