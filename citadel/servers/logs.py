@@ -4,6 +4,9 @@ What it follows, per run (one game-process incarnation, ``runtime.state.run``):
 
 * the RPT, the script log and the ADM of that incarnation, found in ``run.profile_dir`` by
   *name* timestamp (``citadel.games.dayz.logfiles``: name time ≥ ``run.started_at`` − 5 s).
+  Within those 5 s a previous run's file could pass for the new one's (a restart after a short
+  backoff), so a search never takes a file that an earlier incarnation followed, nor one last
+  modified before the run started (``mtime`` < ``started_at`` − 1 s: a dead run's file);
   The files may appear seconds after the spawn, so missing ones are searched for again with a
   growing interval (0.1 s → 5 s) for as long as the run lives;
 * the console file ``run.console_log`` (the process's stdout + stderr), when the process actor
@@ -114,6 +117,11 @@ FIND_MAX: Final = 5.0
 """Longest pause between searches (a scandir of the profile dir each)."""
 FIND_BACKOFF: Final = 1.5
 READY_RESEND_INTERVAL: Final = 1.0
+#: A file last modified this long before its run's start belongs to an earlier run (create
+#: times from /proc are only as exact as the boot time, a whole second).
+STALE_SLACK: Final = 1.0
+#: Timestamped files remembered as claimed by the incarnation that followed them.
+CLAIMED_KEEP: Final = 64
 """How often ``Ready`` is repeated while the state lags behind a run seen ready."""
 YIELD_EVERY_LINES: Final = 1000
 """Lines handled between two checkpoints, so a 50k-line burst does not starve the mailbox."""
@@ -197,6 +205,11 @@ def _list_profile(profile_dir: str) -> list[tuple[str, float]]:
     except OSError:
         return []
     return entries
+
+
+def _is_stamped(name: str) -> bool:
+    parsed = logfiles.parse_log_name(name)
+    return parsed is not None and parsed.stamp is not None
 
 
 def _local_start(run: RunInfo) -> datetime:
@@ -294,6 +307,8 @@ class LogsActor(Actor[LogsMessage]):
         self._use_inotify = use_inotify
         self._watch: DirectoryWatch | None = None
         self._runs: dict[int, _Run] = {}
+        # Path -> incarnation that followed it (the newest CLAIMED_KEEP): never another run's.
+        self._claimed: dict[Path, int] = {}
         self._last_started = -1
         self._delay = active_poll
         self._polls = self._lines = self._events = self._searches = self._read_errors = 0
@@ -424,9 +439,16 @@ class LogsActor(Actor[LogsMessage]):
         """Look for the run's files that are not followed yet."""
         self._searches += 1
         listing = await anyio.to_thread.run_sync(_list_profile, run.info.profile_dir)
+        profile = Path(run.info.profile_dir)
+        oldest = run.info.started_at - STALE_SLACK
+        listing = [
+            (name, mtime)
+            for name, mtime in listing
+            if mtime >= oldest
+            and self._claimed.get(profile / name, run.incarnation) == run.incarnation
+        ]
         before = None if successor is None else _local_start(successor)
         found = select_run_logs(listing, run.start, before)
-        profile = Path(run.info.profile_dir)
         names: dict[FileKind, str | None] = {
             "rpt": found.rpt,
             "script": found.script,
@@ -434,7 +456,12 @@ class LogsActor(Actor[LogsMessage]):
         }
         for kind, name in names.items():
             if name is not None and kind not in run.files:
-                run.files[kind] = _Followed(kind, profile / name, from_end=run.info.adopted)
+                path = profile / name
+                run.files[kind] = _Followed(kind, path, from_end=run.info.adopted)
+                if _is_stamped(name):  # a fixed-name (legacy) ADM is every run's file
+                    self._claimed[path] = run.incarnation
+                    while len(self._claimed) > CLAIMED_KEEP:
+                        del self._claimed[next(iter(self._claimed))]
 
     async def _read(self, run: _Run, followed: _Followed, *, drain: bool) -> int:
         """Read what is new in one file and emit it; returns the number of lines."""

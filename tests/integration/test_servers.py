@@ -108,6 +108,16 @@ async def test_sigkill_is_a_crash_then_backoff_restart(tmp_path: Path) -> None:
                     "alpha",
                     lambda d: d["status"] == "running" and d["seq"] > crashed["seq"],
                 )
+
+                # The new run is ready by its own RPT, not by the dead run's (whose name lies
+                # within the new run's 5 s slack after this short backoff).
+                def rpt_ready(d: dict[str, Any]) -> bool:
+                    return str(d["file"]).endswith(".RPT") and "Player connect" in d["message"]
+
+                first = next(d for d in client.of("log", "alpha") if rpt_ready(d))
+                await client.wait_for(
+                    "log", "alpha", lambda d: rpt_ready(d) and d["file"] != first["file"]
+                )
             assert status(live, "alpha")["pid"] != pid
             assert again["seq"] == crashed["seq"] + 2  # crashed -> starting -> running
             titles = [n["title"] for n in client.of("notification", "alpha")]

@@ -306,6 +306,56 @@ async def test_old_run_is_drained_after_exit_before_the_new_run_is_read(tmp_path
         assert actor.statistics().runs == 1
 
 
+async def test_a_quick_restart_never_follows_the_previous_runs_files(tmp_path: Path) -> None:
+    """A restart 1 s after the first start: the old RPT's name is inside the new run's slack,
+    and the new RPT appears late; the new run must wait for its own file."""
+    runtime, published = make_runtime(tmp_path)
+    profile = tmp_path / "profiles"
+    profile.mkdir()
+    first = time.time() - 1
+    second = first + 1
+    rpt1, _, _ = names(first)
+    rpt2, _, _ = names(second + 1)
+    append(profile / rpt1, RPT_HEADER + "18:30:12.845 Player connect enabled\n")
+    runtime.state.update(status="starting", run=run_info(profile, 1, first))
+    async with process_probe(runtime) as (probe, _), logs_actor(runtime) as actor:
+        await probe.wait_for_count(1)
+        assert probe.log == [Ready(1)]
+        runtime.state.update(exited=True, status="crashed")
+        runtime.state.update(status="starting", exited=False, run=run_info(profile, 2, second))
+        searches = actor.statistics().searches
+        await wait_until(lambda: actor.statistics().searches >= searches + 2)
+        assert actor.statistics().files == 0  # the old RPT was not taken for the new run
+        append(profile / rpt2, RPT_HEADER + "19:00:01.000 second run\n")
+        event = await published.wait_message("second run")
+        assert event.file == rpt2
+        assert probe.log == [Ready(1)]  # the old file's readiness line was not the new run's
+
+
+async def test_a_file_last_written_before_the_run_started_is_not_its_file(
+    tmp_path: Path,
+) -> None:
+    """A dead run Citadel never followed (it was down): named inside the slack, but untouched
+    since before the new process existed."""
+    runtime, published = make_runtime(tmp_path)
+    profile = tmp_path / "profiles"
+    profile.mkdir()
+    started = time.time()
+    stale, _, _ = names(started - 3)
+    append(profile / stale, RPT_HEADER + "18:30:12.845 Player connect enabled\n")
+    os.utime(profile / stale, (started - 2.5, started - 2.5))
+    runtime.state.update(status="starting", run=run_info(profile, 1, started))
+    async with process_probe(runtime) as (probe, _), logs_actor(runtime) as actor:
+        await wait_until(lambda: actor.statistics().searches >= 2)
+        assert actor.statistics().files == 0
+        current, _, _ = names(started + 1)
+        append(profile / current, RPT_HEADER + "19:00:01.000 Player connect enabled\n")
+        event = await published.wait_message("Player connect enabled")
+        assert event.file == current
+        await probe.wait_for_count(1)
+        assert published.logs(stale) == []
+
+
 async def test_lines_written_just_before_exit_are_drained(tmp_path: Path) -> None:
     runtime, published = make_runtime(tmp_path)
     profile = tmp_path / "profiles"
