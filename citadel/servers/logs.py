@@ -26,9 +26,9 @@ What it produces:
   ``runtime.logs.adm_players`` (the map's fallback).
 * Console lines (``file="console"``; stderr lines at least ``warn``) and `SystemLog` messages
   (``source="system"``, ``file=None``).
-* Every event is appended to ``runtime.log_history`` (this actor is its single writer) and
-  published. ``runtime.logs.last_activity`` is bumped on every line from the game, ``fps`` on
-  ``Average server FPS``.
+* Every event is appended to ``runtime.log_history`` and published (the rcon actor appends
+  its ``rcon`` lines there too). ``runtime.logs.last_activity`` is bumped on every line from
+  the game, ``fps`` on ``Average server FPS``.
 * To the process actor: `Ready` when the RPT of the current run says ``Player connect
   enabled``, and `FatalStartError` on a script compile failure. ``Ready`` is sent again (every
   ``ready_resend_interval`` and on every state change) while the state still says ``starting``

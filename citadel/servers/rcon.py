@@ -19,8 +19,9 @@ a player whose GUID is not known yet. An id is kept while the same player stays 
 including the moment the GUID becomes known, so it is stable for the whole connection. Resolve
 an id to a slot through ``runtime.rcon.players``.
 
-Single writer of ``runtime.rcon`` (`RconFacts`). ``log_history`` belongs to the logs actor: the
-rcon ``log`` events are published only, so the history does not hold them.
+Single writer of ``runtime.rcon`` (`RconFacts`). Its ``log`` events (source ``rcon``) are
+appended to ``runtime.log_history`` as they are published, so ``GET …/logs?source=rcon`` finds
+them; its ``system`` lines go through the logs actor like everyone's.
 """
 
 from __future__ import annotations
@@ -68,7 +69,14 @@ from citadel.games.dayz.rcon_text import (
     parse_players,
     parse_server_message,
 )
-from citadel.messages import LogEvent, LogLevel, Player, PlayersEvent, utc_timestamp
+from citadel.messages import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    Player,
+    PlayersEvent,
+    utc_timestamp,
+)
 from citadel.servers.messages import RconCommand, RconResult, SystemLog
 from citadel.servers.runtime import LOGS, RCON, ServerRuntime, ServerSnapshot
 
@@ -441,16 +449,7 @@ class RconActor(Actor[RconCommand]):
                 names = (p.name for p in self.runtime.rcon.players)
                 if refreshes_players(parse_server_message(text, names)):
                     self._wake.set()
-                await self.runtime.publish(
-                    LogEvent(
-                        server_id=self.runtime.id,
-                        level="info",
-                        source="rcon",
-                        message=text,
-                        timestamp=utc_timestamp(),
-                        file=None,
-                    )
-                )
+                await self._log("info", "rcon", text)
 
     async def _system_log(self, level: LogLevel, message: str) -> None:
         """Hand a line to the logs actor (which keeps the history); publish it if it is down."""
@@ -461,16 +460,20 @@ class RconActor(Actor[RconCommand]):
                 return
             except (ActorExited, MailboxFull):
                 pass
-        await self.runtime.publish(
-            LogEvent(
-                server_id=self.runtime.id,
-                level=level,
-                source="system",
-                message=message,
-                timestamp=utc_timestamp(),
-                file=None,
-            )
+        await self._log(level, "system", message)
+
+    async def _log(self, level: LogLevel, source: LogSource, message: str) -> None:
+        """Publish a ``log`` event and keep it in the server's queryable history."""
+        event = LogEvent(
+            server_id=self.runtime.id,
+            level=level,
+            source=source,
+            message=message,
+            timestamp=utc_timestamp(),
+            file=None,
         )
+        self.runtime.log_history.append(event)
+        await self.runtime.publish(event)
 
 
 def spec(runtime: ServerRuntime) -> ChildSpec:

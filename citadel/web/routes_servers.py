@@ -272,12 +272,18 @@ async def ban_player(
     player_id: FromPath[str],
     data: JSONBody[BanRequest],
 ) -> BanView:
-    """Ban a connected player: recorded in SQLite, then applied through RCON."""
+    """Ban a connected player: applied through RCON, then recorded in SQLite.
+
+    A ban RCON refused (link down, command failed) is not recorded: 409, nothing changed.
+    """
     runtime = _runtime(request, principal, server_id, "players.ban")
     player = _player(runtime, player_id)
     if player.guid is None and player.ip is None:
         raise ApiError(409, "conflict", "the player has neither a GUID nor an IP yet")
     ctx = context_of(request)
+    minutes = 0 if data.minutes is None else data.minutes
+    target = player.guid or player.ip
+    await _rcon(runtime, f"addBan {target} {minutes} {data.reason}".rstrip())
 
     def record(store: Store) -> Any:
         return store.add_ban(
@@ -290,9 +296,6 @@ async def ban_player(
         )
 
     ban = await run_in_store(ctx.db, record)
-    minutes = 0 if data.minutes is None else data.minutes
-    target = player.guid or player.ip
-    await _rcon(runtime, f"addBan {target} {minutes} {data.reason}".rstrip())
     if player.slot is not None:
         await _rcon(runtime, f"kick {player.slot} {data.reason or 'banned'}")
     return BanView(

@@ -415,6 +415,7 @@ async def test_commands_and_server_messages(world: World) -> None:
         log = await w.recorder.wait_for(said)
         assert isinstance(log, LogEvent)
         assert (log.level, log.file, log.server_id) == ("info", None, "alpha")
+        assert log in list(w.runtime.log_history)  # queryable: GET .../logs?source=rcon
 
         players = await w.command("players")
         assert players.ok
