@@ -13,11 +13,10 @@ link goes away or the run ends. Every server message becomes a ``log`` event wit
 ``rcon``. `RconCommand` calls are answered with `RconResult`, never with an exception.
 
 Player ids (``Player.id``, what ``/players/{playerId}/kick`` takes) are built from the slot
-``#N`` and the BattlEye GUID, never from ``#N`` alone (slots are reused, formats.md §1.8):
-``"<slot>-<guid>"``, or ``"<slot>-pending-<8 hex>"`` (a digest of address, port and name) for
-a player whose GUID is not known yet. An id is kept while the same player stays in the slot,
-including the moment the GUID becomes known, so it is stable for the whole connection. Resolve
-an id to a slot through ``runtime.rcon.players``.
+``#N`` and a digest of the player's address, port and name, never from ``#N`` alone (slots are
+reused, formats.md §1.8): ``"<slot>-<8 hex>"``. An id is kept while the same player stays in
+the slot (the GUID becoming known changes nothing), and a Citadel restarted meanwhile derives
+the same id again. Resolve an id to a slot through ``runtime.rcon.players``.
 
 Single writer of ``runtime.rcon`` (`RconFacts`). Its ``log`` events (source ``rcon``) are
 appended to ``runtime.log_history`` as they are published, so ``GET …/logs?source=rcon`` finds
@@ -142,14 +141,17 @@ def is_players_reply(text: str, table: PlayerTable) -> bool:
 
 
 def new_player_id(row: RconPlayer) -> str:
-    """The id of a player first seen in ``row``: ``<slot>-<guid>`` or ``<slot>-pending-<hex>``."""
-    if row.guid is not None:
-        return f"{row.slot}-{row.guid}"
-    # No GUID yet: a digest (not the address itself: ids go to viewers who may not see IPs).
+    """The id of a player first seen in ``row``: ``<slot>-<8 hex>``, a digest of the connection.
+
+    The digest covers the address, port and name (not the GUID, which may become known later,
+    and not the address itself: ids go to viewers who may not see IPs), so the id is the same
+    before and after BattlEye verifies the GUID and after Citadel restarts while the player
+    stays connected.
+    """
     digest = hashlib.blake2s(
         f"{row.ip}:{row.port}/{row.name}".encode(errors="replace"), digest_size=4
     ).hexdigest()
-    return f"{row.slot}-pending-{digest}"
+    return f"{row.slot}-{digest}"
 
 
 def same_player(prior: Player, row: RconPlayer) -> bool:
@@ -309,7 +311,7 @@ class RconActor(Actor[RconCommand]):
             except RConDisconnected as exc:
                 return RconResult(ok=False, error=f"RCON disconnected: {exc.reason}")
             self.runtime.rcon.last_answer = anyio.current_time()
-            if message.command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:
+            if message.command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:  # not blank
                 self._wake.set()
             return RconResult(ok=True, output=text)
         return RconResult(ok=False, error=f"no reply within {message.timeout:g} s")

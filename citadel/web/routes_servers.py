@@ -38,6 +38,8 @@ from citadel.web.errors import ApiError
 from citadel.web.guards import Caller, require
 
 RCON_CALL_MARGIN = 2.0
+#: Refused on ``/rcon``: the stop ladder sends it, so that the exit is not taken for a crash.
+SHUTDOWN_COMMAND = "#shutdown"
 STOPPED_STATES = ("stopped", "crashed")
 
 
@@ -320,6 +322,11 @@ async def rcon_command(
     """Run one RCON command (audited) and return its output."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
     request.scope.setdefault("state", {})["audit_detail"] = {"command": data.command}
+    if data.command.strip().lower().split(maxsplit=1)[:1] == [SHUTDOWN_COMMAND]:
+        # Through raw RCON the exit would look like a crash and be restarted.
+        raise ApiError(
+            409, "conflict", f"use POST /api/servers/{server_id}/stop to shut the server down"
+        )
     return RconResponse(result=await _rcon(runtime, data.command))
 
 

@@ -270,6 +270,13 @@ async def test_rcon_multipart_players_kick_and_ban(tmp_path: Path) -> None:
                 assert after[0]["guid"] in output.json()["result"]
                 bad = post(live, "/api/servers/alpha/rcon", {"command": "say -1 a\nb"})
                 assert bad.status_code == 422
+                blank = post(live, "/api/servers/alpha/rcon", {"command": "   "})
+                assert blank.status_code == 422, blank.text
+                shutdown = post(live, "/api/servers/alpha/rcon", {"command": "#shutdown"})
+                assert shutdown.status_code == 409
+                assert "/api/servers/alpha/stop" in shutdown.json()["error"]
+                # The rcon actor is still the same, connected one.
+                assert post(live, "/api/servers/alpha/rcon", {"command": "bans"}).status_code == 200
                 unknown = post(live, "/api/servers/alpha/players/nobody/kick", {"reason": ""})
                 assert unknown.status_code == 404
         finally:

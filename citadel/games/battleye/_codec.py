@@ -77,12 +77,12 @@ def encode_command_text(command: str) -> bytes:
     """Return ``command`` as the UTF-8 bytes to send, after checking it is a sendable command.
 
     Raises:
-        ValueError: the command is empty (empty commands are keepalives), contains a control or
+        ValueError: the command is blank (empty commands are keepalives), contains a control or
             line/paragraph-separator character (it could smuggle a second line or a NUL into the
             server's parser), is not encodable, or does not fit one datagram.
     """
-    if not command:
-        raise ValueError("an RCon command cannot be empty")
+    if not command.strip():
+        raise ValueError("an RCon command cannot be empty or blank")
     for char in command:
         if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
             raise ValueError(f"an RCon command cannot contain control character {char!r}")

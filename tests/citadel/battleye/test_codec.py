@@ -132,7 +132,17 @@ def test_command_text_is_utf8_bytes() -> None:
 
 @pytest.mark.parametrize(
     "command",
-    ["", "players\nkick 0", "say -1 a\rb", "say\x00", "say\tx", "say\x7f", "a\u2028b", "\ud800"],
+    [
+        "",
+        " ",
+        "players\nkick 0",
+        "say -1 a\rb",
+        "say\x00",
+        "say\tx",
+        "say\x7f",
+        "a\u2028b",
+        "\ud800",
+    ],
 )
 def test_unsendable_commands_are_refused(command: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies by cause

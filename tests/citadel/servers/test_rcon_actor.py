@@ -67,23 +67,24 @@ def row(slot: int, guid: str | None, name: str = "PlayerOne", ip: str = "192.0.2
     )
 
 
-def test_ids_are_slot_and_guid_and_survive_the_guid_becoming_known() -> None:
+def test_ids_are_slot_and_digest_and_survive_the_guid_becoming_known() -> None:
     first = identify_players([row(3, None)], ())
-    assert first[0].id.startswith("3-pending-")
+    assert first[0].id.startswith("3-")
     assert "192.0.2.7" not in first[0].id  # ids go to viewers who may not see addresses
     later = identify_players([row(3, GUID_A)], first)
     assert later[0].id == first[0].id
     assert later[0].guid == GUID_A
+    # A Citadel restarted meanwhile (no previous list) derives the same id again.
     fresh = identify_players([row(3, GUID_A)], ())
-    assert fresh[0].id == f"3-{GUID_A}"
+    assert fresh[0].id == first[0].id
 
 
 def test_a_reused_slot_gets_a_new_id() -> None:
     before = identify_players([row(3, GUID_A)], ())
     after = identify_players([row(3, GUID_B, name="Other")], before)
-    assert after[0].id == f"3-{GUID_B}"
-    # A GUID never goes back to unknown: a GUID-less row in that slot is a newcomer.
-    newcomer = identify_players([row(3, None)], before)
+    assert after[0].id != before[0].id
+    # A GUID never goes back to unknown: a GUID-less row in that slot is a newcomer...
+    newcomer = identify_players([row(3, None, name="Other")], before)
     assert newcomer[0].id != before[0].id
     # Same slot, no GUID either time, but another address: another player.
     pending = identify_players([row(3, None)], ())
@@ -92,7 +93,7 @@ def test_a_reused_slot_gets_a_new_id() -> None:
     assert not same_player(before[0], row(4, GUID_A))
 
 
-def test_pending_ids_differ_by_address_and_name() -> None:
+def test_ids_differ_by_address_and_name() -> None:
     assert new_player_id(row(1, None)) != new_player_id(row(1, None, name="Player Two"))
     assert new_player_id(row(1, None)) == new_player_id(row(1, None))
 
@@ -536,5 +537,10 @@ def test_spec_names_the_child() -> None:
 def test_player_structs_are_what_the_event_carries() -> None:
     player = identify_players([row(0, GUID_A)], ())[0]
     assert player == Player(
-        id=f"0-{GUID_A}", name="PlayerOne", ping=31, guid=GUID_A, slot=0, ip="192.0.2.7"
+        id=new_player_id(row(0, None)),
+        name="PlayerOne",
+        ping=31,
+        guid=GUID_A,
+        slot=0,
+        ip="192.0.2.7",
     )
