@@ -84,6 +84,11 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     restart_reset_after: Seconds = DEFAULT_RESTART_RESET_AFTER
     max_restarts_per_hour: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_MAX_RESTARTS_PER_HOUR
 
+    def __post_init__(self) -> None:
+        # Relative to install_dir, or absolute; never climbing out of install_dir with "..".
+        if ".." in Path(self.profile_dir).parts:
+            raise ValueError(f"profile_dir: must not contain '..' (got {self.profile_dir!r})")
+
 
 class CitadelSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The ``[citadel]`` table: where the supervisor listens and keeps its data."""

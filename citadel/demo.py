@@ -19,6 +19,7 @@ from typing import Final
 import msgspec
 
 from citadel.config import RconConfig, ServerConfig
+from citadel.files import write_private
 
 DEMO_DIR: Final = "demo"
 FIRST_GAME_PORT: Final = 2302
@@ -94,5 +95,7 @@ def demo_servers(data_dir: Path, count: int) -> list[ServerConfig]:
         if not cfg.exists():
             cfg.write_text(SERVER_CFG.format(name=config.name))
     base.mkdir(parents=True, exist_ok=True)
-    index.write_bytes(msgspec.json.format(msgspec.json.encode(known)))
+    data = msgspec.json.format(msgspec.json.encode(known))
+    if not index.exists() or index.read_bytes() != data:  # it holds RCon passwords: 0600
+        write_private(index, data)
     return known[:count]

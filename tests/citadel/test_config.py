@@ -181,3 +181,22 @@ def test_arbitrary_text_only_raises_config_error(text: str) -> None:
 def test_arbitrary_json_body_only_raises_config_error(data: bytes) -> None:
     with contextlib.suppress(ConfigError):
         decode_server_config(data)
+
+
+@pytest.mark.parametrize("profile_dir", ["../elsewhere", "profiles/../../tmp", "/srv/../etc"])
+def test_profile_dir_never_climbs_out(profile_dir: str) -> None:
+    body = (
+        '{"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZServer", '
+        f'"profile_dir": "{profile_dir}"}}'
+    )
+    with pytest.raises(ConfigError, match=r"profile_dir: must not contain '\.\.'"):
+        decode_server_config(body)
+
+
+def test_profile_dir_may_be_nested_or_absolute() -> None:
+    for profile_dir in ("profiles/main", "/var/dayz/profiles"):
+        body = (
+            '{"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZServer", '
+            f'"profile_dir": "{profile_dir}"}}'
+        )
+        assert decode_server_config(body).profile_dir == profile_dir

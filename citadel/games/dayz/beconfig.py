@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Final
 
+from citadel.files import write_private
+
 __all__ = [
     "BE_CONFIG_NAMES",
     "render_beserver_cfg",
@@ -31,7 +33,6 @@ BE_DIR_NAME: Final = "battleye"
 BE_CONFIG_NAMES: Final = ("beserver_x64.cfg", "BEServer_x64.cfg")
 """Both spellings are written: BattlEye versions disagree on the case (Linux is case-sensitive)."""
 DEFAULT_RCON_IP: Final = "127.0.0.1"
-FILE_MODE: Final = 0o600
 # ---------------------------------------------------------------------------------------------
 
 _ACTIVE_RE: Final = re.compile(r"^beserver_x64_active_.*\.cfg$", re.IGNORECASE)
@@ -58,22 +59,6 @@ def render_beserver_cfg(password: str, port: int, ip: str = DEFAULT_RCON_IP) -> 
     except ValueError:
         raise ValueError(f"RCon IP must be an IP address, got {ip!r}") from None
     return f"RConPassword {password}\nRConPort {port}\nRConIP {ip}\nRestrictRCon 0\n"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), FILE_MODE
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_beserver_cfg(
@@ -103,6 +88,6 @@ def write_beserver_cfg(
     written: list[Path] = []
     for name in BE_CONFIG_NAMES:
         path = be_dir / name
-        _write_atomic(path, data)
+        write_private(path, data)
         written.append(path)
     return tuple(written)
