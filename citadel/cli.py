@@ -150,6 +150,7 @@ def _cmd_user(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from citadel.lock import data_dir_lock
     from citadel.serve import ServeOptions, serve
 
     config = _config(args.config)
@@ -170,7 +171,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         data_dir=_data_dir(args, config).absolute(),
         demo=args.demo,
     )
-    anyio.run(serve, options, backend="asyncio", backend_options={"use_uvloop": _HAVE_UVLOOP})
+    with data_dir_lock(options.data_dir):  # before anything touches the data dir
+        anyio.run(serve, options, backend="asyncio", backend_options={"use_uvloop": _HAVE_UVLOOP})
     return 0
 
 
