@@ -33,6 +33,9 @@ _CODES: Final = {
 }
 
 
+NO_BODY: Final = "the request needs a JSON body ({} when every field is left out)"
+
+
 class ApiError(Exception):
     """An error the API reports as it is: status, machine code, human sentence."""
 
@@ -63,14 +66,21 @@ def _validation(_: Request[Any, Any, Any], error: ValidationException) -> Respon
     for problem in problems:
         if isinstance(problem, dict):
             key = problem.get("key")
-            message = str(problem.get("message", "invalid"))
+            message = str(problem.get("message", "invalid")).replace("`", "")
+            if key == "data" and message == "'data'":
+                # Litestar's words for a request that has no body at all.
+                return error_response(400, "bad_request", NO_BODY)
             # Litestar names the whole body "data" when the problem is an unknown field.
             parts.append(message if key in (None, "data") else f"{key}: {message}")
-    message = "; ".join(parts) or str(error.detail)
     if not problems:
         # Litestar raises ValidationException for undecodable JSON too: that is a 400.
-        return error_response(400, "bad_request", message)
-    return error_response(422, "invalid_field", message)
+        return error_response(400, "bad_request", f"the body is not valid JSON ({error.detail})")
+    return error_response(422, "invalid_field", "; ".join(parts) or str(error.detail))
+
+
+def _too_deep(_: Request[Any, Any, Any], error: RecursionError) -> Response[bytes]:
+    # msgspec refuses JSON nested past its depth limit with a RecursionError.
+    return error_response(400, "bad_request", "the body is not valid JSON (nested too deeply)")
 
 
 def _http(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
@@ -78,6 +88,8 @@ def _http(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
     detail = str(error.detail) if error.detail else "request failed"
     if status == 400 and detail.startswith("JSON is malformed"):
         detail = f"the body is not valid JSON ({detail.removeprefix('JSON is malformed: ')})"
+    elif status == 400 and detail == "Input data was truncated":  # msgspec, on a cut-off body
+        detail = "the body is not valid JSON (it ends too early)"
     if status == 413:
         detail = "the request body is too large"
     return error_response(status, _CODES.get(status, "error"), detail, dict(error.headers or {}))
@@ -92,5 +104,6 @@ EXCEPTION_HANDLERS: Final = {
     ApiError: _api_error,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _too_deep,
     Exception: _internal,
 }

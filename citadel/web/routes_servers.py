@@ -216,11 +216,13 @@ async def restart_server(
 # -- players and RCON ------------------------------------------------------------------------
 
 
-async def _rcon(runtime: ServerRuntime, command: str) -> str:
+async def _rcon(runtime: ServerRuntime, command: str, field: str = "command") -> str:
+    """Run ``command`` through the rcon actor; a command it cannot send is a 422 on ``field``
+    (the request field the command was built from)."""
     try:
         encode_command_text(command)
     except ValueError as error:
-        raise ApiError(422, "invalid_field", f"command: {error}") from None
+        raise ApiError(422, "invalid_field", f"{field}: {error}") from None
     address = runtime.sibling(RCON)
     if address is None or not address.alive:
         raise ApiError(409, "conflict", "RCON is not available (the actor is restarting)")
@@ -262,7 +264,7 @@ async def kick_player(
     player = _player(runtime, player_id)
     if player.slot is None:
         raise ApiError(409, "conflict", "the player has no RCON slot yet")
-    await _rcon(runtime, f"kick {player.slot} {data.reason}".rstrip())
+    await _rcon(runtime, f"kick {player.slot} {data.reason}".rstrip(), "reason")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
 
 
@@ -285,7 +287,7 @@ async def ban_player(
     ctx = context_of(request)
     minutes = 0 if data.minutes is None else data.minutes
     target = player.guid or player.ip
-    await _rcon(runtime, f"addBan {target} {minutes} {data.reason}".rstrip())
+    await _rcon(runtime, f"addBan {target} {minutes} {data.reason}".rstrip(), "reason")
 
     def record(store: Store) -> Any:
         return store.add_ban(
@@ -299,7 +301,7 @@ async def ban_player(
 
     ban = await run_in_store(ctx.db, record)
     if player.slot is not None:
-        await _rcon(runtime, f"kick {player.slot} {data.reason or 'banned'}")
+        await _rcon(runtime, f"kick {player.slot} {data.reason or 'banned'}", "reason")
     return BanView(
         id=ban.id,
         server_id=ban.server_id,
@@ -339,7 +341,7 @@ async def send_message(
 ) -> CommandAccepted:
     """Broadcast a chat message to every player (``say -1``)."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
-    await _rcon(runtime, f"say -1 {data.message}")
+    await _rcon(runtime, f"say -1 {data.message}", "message")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
 
 

@@ -115,6 +115,17 @@ def test_body_errors(live: Live) -> None:
             "/api/auth/login", content=b"\xff\xfe{", headers={"content-type": "application/json"}
         )
         assert_error(invalid_utf8, 400, "bad_request")
+        json_type = {"content-type": "application/json"}
+        deep = client.post(
+            "/api/auth/login", content=b"[" * 10_000 + b"]" * 10_000, headers=json_type
+        )
+        assert "nested too deeply" in assert_error(deep, 400, "bad_request")["error"]
+        cut = client.post("/api/auth/login", content=b'{"username": "a"', headers=json_type)
+        assert "not valid JSON" in assert_error(cut, 400, "bad_request")["error"]
+        empty = client.post("/api/auth/login", content=b"", headers=json_type)
+        assert "needs a JSON body" in assert_error(empty, 400, "bad_request")["error"]
+        null = client.post("/api/auth/login", content=b"null", headers=json_type)
+        assert assert_error(null, 422, "invalid_field")["error"] == "Expected object, got null"
 
 
 def test_permissions_and_scope(live: Live) -> None:

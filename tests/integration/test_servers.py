@@ -270,6 +270,9 @@ async def test_rcon_multipart_players_kick_and_ban(tmp_path: Path) -> None:
                 assert after[0]["guid"] in output.json()["result"]
                 bad = post(live, "/api/servers/alpha/rcon", {"command": "say -1 a\nb"})
                 assert bad.status_code == 422
+                said = post(live, "/api/servers/alpha/message", {"message": "a\nb"})
+                assert said.status_code == 422
+                assert said.json()["error"].startswith("message: ")
                 blank = post(live, "/api/servers/alpha/rcon", {"command": "   "})
                 assert blank.status_code == 422, blank.text
                 shutdown = post(live, "/api/servers/alpha/rcon", {"command": "#shutdown"})
