@@ -51,6 +51,7 @@ from citadel.realtime.broadcaster import (
     Broadcaster,
     BroadcasterMessage,
     SnapshotCache,
+    Verified,
     publish,
 )
 from citadel.servers.fleet import Fleet, Source, StoreRunStore
@@ -168,11 +169,13 @@ async def open_citadel(
                 raise ConnectRefused(error.reason) from None
             return scope_of(principal)
 
-        def recheck(auth: Any) -> ClientScope | None:
+        def recheck(auth: Any) -> Verified | None:
+            token = auth.get("token") if auth else None
             try:
-                return authenticate(auth, None)
-            except ConnectRefused:
+                principal = verifier.verify(token if isinstance(token, str) else None)
+            except AuthError:
                 return None
+            return Verified(user=principal.user, scope=scope_of(principal))
 
         engine = FanoutEngine(authenticate)
         cache = SnapshotCache()

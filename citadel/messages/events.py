@@ -112,7 +112,9 @@ class Mod(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 class ServerStatusEvent(_Event, frozen=True, tag="serverStatus"):
     """A server's lifecycle status changed (or the connect snapshot repeats the current one).
 
-    ``seq`` increases by one per transition of that server, so a client can detect a gap.
+    ``seq`` is per server and increases by exactly one per transition, so a client can detect a
+    gap; the connect snapshot repeats the current value, and the count carries on across a
+    Citadel restart (``docs/events.md`` states the whole contract).
     ``reason`` says what caused the transition (for a stop: which step of the stop ladder ended
     it). ``exitCode``/``signal`` are set when the process exited. ``restartIn`` is the number of
     seconds until an automatic restart, or null when none is pending. All are explicit nulls.
@@ -149,7 +151,12 @@ class MetricsEvent(_Event, frozen=True, tag="metrics"):
 
 
 class LogEvent(_Event, frozen=True, tag="log"):
-    """One log entry; ``file`` names the game log file it came from (null for rcon/system)."""
+    """One log entry; ``file`` names the game log file it came from (null for rcon/system).
+
+    ``dropped`` (ours) is 0 on every line read from the server. A client that fell behind
+    receives, instead of the lines it lost, one ``log`` with source ``system``, level ``warn``
+    and ``dropped`` set to how many lines of that server it lost.
+    """
 
     server_id: ServerId
     level: LogLevel
@@ -157,6 +164,7 @@ class LogEvent(_Event, frozen=True, tag="log"):
     message: str
     timestamp: str
     file: str | None = None
+    dropped: NonNegativeInt = 0
 
 
 class MapDataEvent(_Event, frozen=True, tag="mapData"):
@@ -247,6 +255,17 @@ class HookResultEvent(_Event, frozen=True, tag="hookResult", omit_defaults=True)
     error: str | None = None
 
 
+class ServerRemovedEvent(_Event, frozen=True, tag="serverRemoved"):
+    """(Ours) A server was deleted: no event about it follows, and it left the connect snapshot.
+
+    It ends that server's ``serverStatus`` sequence: a server created again under the same id
+    starts a new one.
+    """
+
+    server_id: ServerId
+    timestamp: str
+
+
 Event: TypeAlias = (
     ServerStatusEvent
     | PlayersEvent
@@ -261,6 +280,7 @@ Event: TypeAlias = (
     | DangerzoneProgressEvent
     | NotificationEvent
     | HookResultEvent
+    | ServerRemovedEvent
 )
 """Every event Citadel emits (a tagged union on the ``event`` field)."""
 

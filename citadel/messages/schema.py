@@ -21,21 +21,21 @@ def render_schema() -> str:
     return json.dumps(event_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the schema file, or with ``--check`` report whether it is up to date."""
+def main(argv: list[str] | None = None, path: Path = SCHEMA_PATH) -> int:
+    """Write the schema to ``path``, or with ``--check`` report whether it is up to date."""
     args = sys.argv[1:] if argv is None else argv
     text = render_schema()
     if args == ["--check"]:
-        current = SCHEMA_PATH.read_text(encoding="utf-8") if SCHEMA_PATH.exists() else ""
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            print(f"{SCHEMA_PATH} is out of date; run scripts/gen_schema", file=sys.stderr)
+            print(f"{path} is out of date; run scripts/gen_schema", file=sys.stderr)
             return 1
         return 0
     if args:
         print("usage: gen_schema [--check]", file=sys.stderr)
         return 2
-    SCHEMA_PATH.write_text(text, encoding="utf-8")
-    print(f"wrote {SCHEMA_PATH}")
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
     return 0
 
 

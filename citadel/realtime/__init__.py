@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._engine import (
     DEFAULT_FLUSH_TURNS,
+    DEFAULT_LAG_CHECK_INTERVAL,
     Authenticate,
     ConnectRefused,
     FanoutEngine,
@@ -24,6 +25,7 @@ from ._rules import EVENT_PERMISSIONS, ClientScope, Outgoing, may_receive, selec
 
 __all__ = [
     "DEFAULT_FLUSH_TURNS",
+    "DEFAULT_LAG_CHECK_INTERVAL",
     "EVENT_PERMISSIONS",
     "Authenticate",
     "ClientQueue",

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 import socketio
 
+from citadel.messages import LogEvent, encode_event, utc_timestamp
+
 from ._frames import Frame
 from ._queue import QueueLimits
-from ._rules import FULL, ClientScope, Outgoing, select_variant
+from ._rules import FULL, ClientScope, Outgoing, may_receive, select_variant
 from ._transport import DEFAULT_HIGH_WATER, Counters, EngineIOServer, Outbox
 
 __all__ = [
     "DEFAULT_FLUSH_TURNS",
+    "DEFAULT_LAG_CHECK_INTERVAL",
     "Authenticate",
     "ConnectRefused",
     "FanoutEngine",
@@ -32,6 +35,8 @@ DEFAULT_TRANSPORTS: Final = ("polling", "websocket")
 DEFAULT_PING_INTERVAL: Final = 25.0
 DEFAULT_PING_TIMEOUT: Final = 20.0
 DEFAULT_FLUSH_TURNS: Final = 4
+#: Seconds between sweeps of lagging clients (a hopeless one is cut within max_lag + this).
+DEFAULT_LAG_CHECK_INTERVAL: Final = 1.0
 SOCKETIO_PATH: Final = "socket.io"
 INTERNAL_ERROR_REASON: Final = "internal error"
 DROP_NOTICE_LEVEL: Final = "warn"
@@ -92,31 +97,30 @@ class FanoutStatistics(msgspec.Struct, frozen=True):
     malformed: int
 
 
-class _LogNotice(msgspec.Struct, frozen=True):
-    serverId: str | None
-    level: str
-    source: str
-    message: str
-    timestamp: str
-
-
-_encode = msgspec.json.encode
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def drop_notice(server_id: str | None, count: int) -> Frame:
-    """Build the ``log`` event telling a client it lost ``count`` lines of ``server_id``."""
-    notice = _LogNotice(
-        serverId=server_id,
+    """Build the ``log`` event telling a client it lost ``count`` lines of ``server_id``.
+
+    It is a `citadel.messages.LogEvent` (source ``system``, level ``warn``, ``dropped`` =
+    ``count``), so it decodes with the published schema like any other ``log``.
+    """
+    notice = LogEvent(
+        # Citadel's log events always name a server; a host-wide log line (outside the event
+        # contract, engine tests only) gets a notice with a null serverId, as it had itself.
+        server_id=cast(str, server_id),
         level=DROP_NOTICE_LEVEL,
         source=DROP_NOTICE_SOURCE,
-        message=f"{count} log lines dropped",
-        timestamp=_utc_now(),
+        message=f"{count} log line{'' if count == 1 else 's'} dropped",
+        timestamp=utc_timestamp(),
+        dropped=count,
     )
-    return Frame("log", server_id, _encode(notice))
+    return Frame("log", server_id, encode_event(notice))
+
+
+def _visible(scope: ClientScope, frame: Frame) -> bool:
+    """May a client with ``scope`` receive this already encoded frame?"""
+    return may_receive(scope, frame.name, frame.server_id) and (
+        frame.needs is None or scope.has(frame.needs)
+    )
 
 
 class _Manager(socketio.AsyncManager):  # type: ignore[misc]  # untyped base
@@ -165,6 +169,8 @@ class FanoutEngine:
         high_water: Transport buffer size above which a client counts as lagging.
         flush_turns: Event-loop turns a direct-path frame may wait for later frames to the
             same client, so that they leave in one write (1: written at the next turn).
+        lag_check_interval: Seconds between sweeps that cut off hopelessly lagging clients
+            that have nothing new queued (the sweep runs only while some client lags).
         cors_allowed_origins: Passed to python-socketio (``[]`` disables its CORS checks).
         ping_interval: Engine.IO ping interval, seconds.
         ping_timeout: Engine.IO ping timeout, seconds.
@@ -180,6 +186,7 @@ class FanoutEngine:
         direct_writes: bool = True,
         high_water: int = DEFAULT_HIGH_WATER,
         flush_turns: int = DEFAULT_FLUSH_TURNS,
+        lag_check_interval: float = DEFAULT_LAG_CHECK_INTERVAL,
         cors_allowed_origins: str | list[str] | None = None,
         ping_interval: float = DEFAULT_PING_INTERVAL,
         ping_timeout: float = DEFAULT_PING_TIMEOUT,
@@ -189,6 +196,10 @@ class FanoutEngine:
         self._limits = limits if limits is not None else QueueLimits()
         if flush_turns < 1:
             raise ValueError(f"flush_turns must be at least 1, got {flush_turns}")
+        if not lag_check_interval > 0:
+            raise ValueError(f"lag_check_interval must be positive, got {lag_check_interval}")
+        self._lag_interval = lag_check_interval
+        self._lag_timer: asyncio.TimerHandle | None = None
         self._high_water = high_water
         self._flush_bytes = high_water // 4
         self._flush_turns = flush_turns
@@ -274,15 +285,39 @@ class FanoutEngine:
             outbox.flush_batch()
 
     def rescope(self, sid: str, scope: ClientScope) -> None:
-        """Change a connected client's scope; it is sent a snapshot for the new scope."""
+        """Change a connected client's scope.
+
+        Frames still queued for it that the new scope forbids (servers out of scope, kinds no
+        longer permitted, full bodies that are now redacted) are dropped. Then it is sent the
+        part of the snapshot it did not already have: what the new scope shows and the old
+        did not, or showed in another variant. A server still in scope is not re-sent, so its
+        ``serverStatus`` seq is never repeated.
+        """
         entry = self._clients.get(sid)
-        if entry is None:
+        if entry is None or entry[0] == scope:
             return
         old, outbox = entry
         self._leave_group(old, sid)
         self._clients[sid] = (scope, outbox)
-        self._send_snapshot(scope, outbox)
+        outbox.events.retain(lambda frame: _visible(scope, frame))
+        self._send_snapshot(scope, outbox, already=old)
         self._groups.setdefault(scope, {})[sid] = outbox
+
+    def check_lag(self, now: float | None = None) -> int:
+        """Cut off every client lagging hopelessly now; return how many were cut.
+
+        Runs by itself every ``lag_check_interval`` seconds while some client lags; a frame
+        arriving for a lagging client also judges it at once.
+        """
+        when = time.monotonic() if now is None else now
+        before = self._counters.lag_disconnects
+        lagging = False
+        for _, outbox in self._clients.values():
+            if outbox.direct is None and outbox.check_lag(when):
+                lagging = True
+        if lagging:
+            self._arm_lag_check()
+        return self._counters.lag_disconnects - before
 
     async def disconnect(self, sid: str, reason: str) -> None:
         """Disconnect a client (token revoked, role removed); ``reason`` is logged."""
@@ -318,6 +353,9 @@ class FanoutEngine:
 
     async def shutdown(self) -> None:
         """Stop python-socketio's background tasks (call before the web server stops)."""
+        if self._lag_timer is not None:
+            self._lag_timer.cancel()
+            self._lag_timer = None
         await self.sio.shutdown()
 
     # -- internals ----------------------------------------------------------------------------
@@ -326,15 +364,33 @@ class FanoutEngine:
         body = event.payload if variant == FULL else event.redacted
         if body is None:  # pragma: no cover - select_variant never picks a missing body
             return None
+        needs = event.redact_unless if variant == FULL else None
         try:
-            return Frame(event.name, event.server_id, body)
+            return Frame(event.name, event.server_id, body, needs)
         except UnicodeDecodeError:
             self._malformed += 1
             logger.warning("dropped %s event with a payload that is not UTF-8", event.name)
             return None
 
     def _new_outbox(self) -> Outbox:
-        return Outbox(self._limits, drop_notice, self._counters, self._hopeless, self._high_water)
+        return Outbox(
+            self._limits,
+            drop_notice,
+            self._counters,
+            self._hopeless,
+            self._high_water,
+            self._arm_lag_check,
+        )
+
+    def _arm_lag_check(self) -> None:
+        # Called by an outbox when it queues a frame or its writer waits on a paused transport.
+        if self._lag_timer is None:
+            loop = asyncio.get_running_loop()
+            self._lag_timer = loop.call_later(self._lag_interval, self._lag_tick)
+
+    def _lag_tick(self) -> None:
+        self._lag_timer = None
+        self.check_lag()
 
     def _hopeless(self, outbox: Outbox) -> None:
         # Called from inside publish's loops over the groups: change them only after it ends.
@@ -384,7 +440,10 @@ class FanoutEngine:
         self._send_snapshot(scope, outbox)
         self._groups.setdefault(scope, {})[sid] = outbox
 
-    def _send_snapshot(self, scope: ClientScope, outbox: Outbox) -> None:
+    def _send_snapshot(
+        self, scope: ClientScope, outbox: Outbox, already: ClientScope | None = None
+    ) -> None:
+        """Queue the snapshot for ``scope``, less what a client with scope ``already`` has."""
         if self.snapshot_provider is None:
             return
         try:
@@ -396,6 +455,8 @@ class FanoutEngine:
             variant = select_variant(scope, event)
             if variant is None:
                 continue
+            if already is not None and select_variant(already, event) == variant:
+                continue  # delivered (or still queued) under the old scope, in this form
             frame = self._frame(event, variant)
             if frame is not None:
                 # Queued, not written: the writer sends them after the CONNECT packet.

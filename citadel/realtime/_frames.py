@@ -50,11 +50,16 @@ class Frame:
         raw: ``text`` as a complete WebSocket frame.
         packet: An Engine.IO packet whose encoding is ``text``, for long-polling.
         size: Bytes on the wire (the WebSocket frame).
+        needs: The permission a client must hold to receive this body (the full variant of an
+            event that has a redacted one), or ``None``; checked again when a client's scope
+            narrows while the frame waits in its queue.
     """
 
-    __slots__ = ("name", "packet", "raw", "server_id", "size", "text")
+    __slots__ = ("name", "needs", "packet", "raw", "server_id", "size", "text")
 
-    def __init__(self, name: str, server_id: str | None, payload: bytes) -> None:
+    def __init__(
+        self, name: str, server_id: str | None, payload: bytes, needs: str | None = None
+    ) -> None:
         """Encode ``payload`` (JSON, UTF-8) as the single argument of event ``name``.
 
         Raises:
@@ -63,6 +68,7 @@ class Frame:
         body = b"42[" + _json_encode(name) + b"," + payload + b"]"
         self.name = name
         self.server_id = server_id
+        self.needs = needs
         self.text = body.decode("utf-8")
         self.raw = websocket_text_frame(body)
         self.size = len(self.raw)

@@ -191,6 +191,38 @@ class ClientQueue(Generic[T]):
         """Judge the queue without pushing (for a periodic sweep)."""
         return self._judge(now, Verdict.QUEUED)
 
+    def retain(self, keep: Callable[[T], bool]) -> int:
+        """Drop every pending frame (and drop notice) for which ``keep`` is false.
+
+        Used when a client's scope narrows: frames queued under the old scope may name servers
+        or carry fields (IPs) the client may no longer see. Order of the rest is unchanged.
+        Removed log lines are not counted as dropped: the client may no longer see them, so
+        it is not told about them either.
+
+        Returns:
+            How many frames were removed, notices included.
+        """
+        removed = 0
+        for slot in self._slots:
+            item = slot.item
+            if item is None or keep(item):
+                continue
+            slot.item = None
+            self._live -= 1
+            self._bytes -= item.size
+            removed += 1
+            if item.name in COALESCED_KINDS:
+                del self._latest[(item.name, item.server_id)]
+        if removed:
+            self._slots = deque(s for s in self._slots if s.item is not None)
+            self._logs = deque(s for s in self._logs if s.item is not None)
+        for server_id, count in list(self._dropped.items()):
+            # Rare (a rescope): building the notice is the honest way to ask the predicate.
+            if not keep(self._drop_notice(server_id, count)):
+                del self._dropped[server_id]
+                removed += 1
+        return removed
+
     def clear(self) -> None:
         """Forget everything pending (the client is going away)."""
         self._slots.clear()

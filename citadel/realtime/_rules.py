@@ -37,6 +37,7 @@ EVENT_PERMISSIONS: Final[dict[str, str]] = {
     "backupRestore": "server.view",
     "dangerzoneProgress": "server.view",
     "hookResult": "server.view",
+    "serverRemoved": "server.view",
     "players": "players.view",
     "mapData": "players.view",
     "log": "logs.view",

@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,6 +46,8 @@ _UVICORN_WS_MODULE: Final = "uvicorn.protocols.websockets."
 _PROBE: Final = "2probe"
 _PROBE_REPLY: Final = "3probe"
 _UPGRADE: Final = "5"
+#: SO_LINGER on, zero seconds: close() resets the connection and drops unsent bytes.
+_LINGER_RESET: Final = struct.pack("ii", 1, 0)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +98,7 @@ class Outbox:
         counters: Counters,
         on_hopeless: Callable[[Outbox], None],
         high_water: int = DEFAULT_HIGH_WATER,
+        on_lagging: Callable[[], None] | None = None,
     ) -> None:
         self.direct: asyncio.WriteTransport | None = None
         self.sid: str | None = None
@@ -102,7 +107,11 @@ class Outbox:
         self._control: deque[eio_packet.Packet | None] = deque()
         self._counters = counters
         self._on_hopeless = on_hopeless
+        self._on_lagging = on_lagging if on_lagging is not None else _nothing
         self._high_water = high_water
+        self._max_lag = limits.max_lag
+        #: When the writer began waiting for a paused transport (None: not waiting).
+        self._blocked_since: float | None = None
         self._wakeup: asyncio.Future[None] | None = None
         self._transport: asyncio.WriteTransport | None = None
         self._send: Any = None
@@ -134,7 +143,29 @@ class Outbox:
         if verdict is Verdict.DISCONNECT:
             self.kill()
             return
+        self._on_lagging()
         self._wake()
+
+    def check_lag(self, now: float) -> bool:
+        """Cut this client off if it lags hopelessly, even with nothing new to queue.
+
+        Hopeless is what the queue policy says (its oldest frame waited longer than
+        ``max_lag``), or a writer that has waited ``max_lag`` for a paused transport: a client
+        that stopped reading after its last frame has nothing queued, yet its buffered bytes
+        sit in memory until it is cut.
+
+        Returns:
+            True while the client still lags (its queue or its writer is waiting).
+        """
+        if self.closed:
+            return False
+        blocked = self._blocked_since
+        if self.events.check(now) is Verdict.DISCONNECT or (
+            blocked is not None and now - blocked > self._max_lag
+        ):
+            self.kill()
+            return False
+        return blocked is not None or len(self.events) > 0
 
     def kill(self) -> None:
         """Give up on a hopeless client: forget its queue and cut its connection."""
@@ -147,7 +178,11 @@ class Outbox:
         transport = self._transport
         if transport is not None:
             # A client that does not read would keep a graceful close waiting forever; an
-            # abort frees the buffer at once, and the reader loop sees the disconnect.
+            # abort frees the buffer at once, and the reader loop sees the disconnect. Without
+            # a zero linger the kernel would still hold the unsent bytes, and the FIN behind
+            # them, for as long as the peer keeps its window shut: a reset frees them now and
+            # tells the client at once (it reconnects and gets a fresh snapshot).
+            _reset_on_close(transport)
             transport.abort()
         self._on_hopeless(self)
 
@@ -254,7 +289,12 @@ class Outbox:
             elif isinstance(text, str):
                 # ASGI sends wait while the server has paused writing: this is where a lagging
                 # client's writer waits, and frames meanwhile collect under the queue policy.
-                await send({"type": "websocket.send", "text": text})
+                self._blocked_since = time.monotonic()
+                self._on_lagging()
+                try:
+                    await send({"type": "websocket.send", "text": text})
+                finally:
+                    self._blocked_since = None
             else:  # pragma: no cover - Citadel sends no binary packets
                 await send({"type": "websocket.send", "bytes": text})
 
@@ -270,6 +310,18 @@ class Outbox:
         fut = self._wakeup
         if fut is not None and not fut.done():
             fut.set_result(None)
+
+
+def _nothing() -> None:
+    return None
+
+
+def _reset_on_close(transport: asyncio.WriteTransport) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # already closed: nothing left to free
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
 
 
 def _frame_text(text: str) -> bytes:

@@ -15,7 +15,17 @@ Its mailbox keeps the delivery promises of DESIGN §3 under overload, by message
 It also keeps the latest state per server (`SnapshotCache`) for the snapshot a client receives
 on connect, and re-checks the token of every open socket once a second and whenever a login,
 logout, password or role changes (`AuthChanged`): a revoked, expired or disabled user's socket is
-disconnected, a changed role re-scopes it.
+disconnected, a changed role re-scopes it. Who a socket belongs to is what the token verifier
+derived from its token (`Verified`), never anything else the client sent.
+
+A deleted server reaches it as a ``serverRemoved`` event (`Removal`, published by the REST
+handler that deleted it): the server leaves the snapshot, and dashboards that saw it are told.
+
+``serverStatus`` ``seq`` is passed through in the order the server's process actor published
+it (its envelope is never dropped or coalesced). A status whose seq and status repeat the last
+one published for that server is not sent again: every client already has it, live or in its
+connect snapshot. A seq lower than the last one starts a new sequence (the server was created
+again) and is passed through with a warning in the log.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from citadel.messages import (
     MetricsEvent,
     ModsEvent,
     PlayersEvent,
+    ServerRemovedEvent,
     ServerStatusEvent,
     encode_event,
     event_name,
@@ -74,13 +85,26 @@ class Announcement(msgspec.Struct, frozen=True):
     event: Event
 
 
+class Removal(msgspec.Struct, frozen=True):
+    """A server was deleted: forget its state and tell the dashboards (waits for room)."""
+
+    event: ServerRemovedEvent
+
+
 class AuthChanged(msgspec.Struct, frozen=True):
     """Re-check open sockets of ``username`` (``None``: every socket) now."""
 
     username: str | None = None
 
 
-BroadcasterMessage = StatusUpdate | StateUpdate | LogLine | Announcement | AuthChanged
+class Verified(msgspec.Struct, frozen=True):
+    """What the token verifier derived from a socket's token: whose it is, what it may see."""
+
+    user: str
+    scope: ClientScope
+
+
+BroadcasterMessage = StatusUpdate | StateUpdate | LogLine | Announcement | Removal | AuthChanged
 
 
 def _coalesce_key(message: Any) -> tuple[str, str] | None:
@@ -89,10 +113,12 @@ def _coalesce_key(message: Any) -> tuple[str, str] | None:
     return None
 
 
-def wrap(event: Event) -> StatusUpdate | StateUpdate | LogLine | Announcement:
+def wrap(event: Event) -> StatusUpdate | StateUpdate | LogLine | Announcement | Removal:
     """Put an event in the envelope whose mailbox policy fits its kind."""
     if isinstance(event, ServerStatusEvent):
         return StatusUpdate(event)
+    if isinstance(event, ServerRemovedEvent):
+        return Removal(event)
     if isinstance(event, PlayersEvent | MetricsEvent | MapDataEvent | ModsEvent):
         return StateUpdate(event)
     if isinstance(event, LogEvent):
@@ -120,13 +146,36 @@ class SnapshotCache:
 
     def __init__(self) -> None:
         self._latest: dict[str, dict[str, Outgoing]] = {}
+        self._status: dict[str, tuple[int, str]] = {}
 
     def remember(self, outgoing: Outgoing) -> None:
+        """Keep ``outgoing`` as the latest of its kind for its server (other kinds: ignored)."""
         if outgoing.server_id is not None and outgoing.name in self.KINDS:
             self._latest.setdefault(outgoing.server_id, {})[outgoing.name] = outgoing
 
     def forget(self, server_id: str) -> None:
+        """Drop everything known about a deleted server."""
         self._latest.pop(server_id, None)
+        self._status.pop(server_id, None)
+
+    def advance(self, event: ServerStatusEvent) -> bool:
+        """Record a status; False when it repeats the last one (same seq and status)."""
+        last = self._status.get(event.server_id)
+        if last is not None:
+            seq, status = last
+            if event.seq == seq and event.status == status:
+                return False
+            if event.seq <= seq:
+                log.warning(
+                    "%s: serverStatus seq %d after %d (%s after %s): a new sequence",
+                    event.server_id,
+                    event.seq,
+                    seq,
+                    event.status,
+                    status,
+                )
+        self._status[event.server_id] = (event.seq, event.status)
+        return True
 
     def snapshot(self, scope: ClientScope) -> Iterator[Outgoing]:
         """Every cached event for the servers in ``scope``, status first, per server."""
@@ -164,8 +213,9 @@ class Broadcaster(Actor[BroadcasterMessage]):
     Args:
         engine: The long-lived engine serving the Socket.IO endpoint.
         cache: The snapshot cache (survives restarts of this actor).
-        recheck: Returns the new scope of a client from its ``auth`` object, or ``None`` when
-            its token is no longer acceptable (the socket is then disconnected).
+        recheck: Verifies the token in a client's ``auth`` object again: who it names and the
+            scope it grants now, or ``None`` when it is no longer acceptable (the socket is
+            then disconnected).
     """
 
     mailbox_policy = MailboxPolicy(
@@ -179,7 +229,7 @@ class Broadcaster(Actor[BroadcasterMessage]):
         self,
         engine: FanoutEngine,
         cache: SnapshotCache,
-        recheck: Callable[[Any], ClientScope | None],
+        recheck: Callable[[Any], Verified | None],
         *,
         recheck_interval: float = RECHECK_INTERVAL,
     ) -> None:
@@ -187,6 +237,9 @@ class Broadcaster(Actor[BroadcasterMessage]):
         self.cache = cache
         self._recheck = recheck
         self._interval = recheck_interval
+        # sid -> the user its token names, as verified. A socket's token never changes, so
+        # neither does its user; sockets not verified yet by this incarnation are absent.
+        self._users: dict[str, str] = {}
 
     async def on_start(self) -> None:
         self.engine.snapshot_provider = self.cache.snapshot
@@ -196,7 +249,12 @@ class Broadcaster(Actor[BroadcasterMessage]):
         if isinstance(message, AuthChanged):
             await self._recheck_sockets(message.username)
             return
-        outgoing = to_outgoing(message.event)
+        event = message.event
+        if isinstance(event, ServerStatusEvent) and not self.cache.advance(event):
+            return
+        if isinstance(event, ServerRemovedEvent):
+            self.cache.forget(event.server_id)
+        outgoing = to_outgoing(event)
         self.cache.remember(outgoing)
         self.engine.publish(outgoing)
 
@@ -207,18 +265,20 @@ class Broadcaster(Actor[BroadcasterMessage]):
             self.post_control(AuthChanged(None))
 
     async def _recheck_sockets(self, username: str | None) -> None:
-        for sid, auth, scope in self.engine.connected():
-            if username is not None and _username_of(auth) not in (None, username):
+        connected = self.engine.connected()
+        if username is None:
+            # A full pass: forget sockets that are gone.
+            live = {sid for sid, _, _ in connected}
+            self._users = {sid: u for sid, u in self._users.items() if sid in live}
+        for sid, auth, scope in connected:
+            known = self._users.get(sid)
+            if username is not None and known is not None and known != username:
                 continue
-            new_scope = self._recheck(auth)
-            if new_scope is None:
+            verified = self._recheck(auth)
+            if verified is None:
+                self._users.pop(sid, None)
                 await self.engine.disconnect(sid, "token no longer valid")
-            elif new_scope != scope:
-                self.engine.rescope(sid, new_scope)
-
-
-def _username_of(auth: Any) -> str | None:
-    if isinstance(auth, dict):
-        user = auth.get("_user")
-        return user if isinstance(user, str) else None
-    return None
+                continue
+            self._users[sid] = verified.user
+            if verified.scope != scope:
+                self.engine.rescope(sid, verified.scope)

@@ -16,7 +16,15 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from citadel.auth import Principal
 from citadel.config import ServerConfig, describe_validation_error
 from citadel.games.battleye import encode_command_text
-from citadel.messages import LogEvent, LogLevel, LogSource, MetricsEvent, Player, utc_timestamp
+from citadel.messages import (
+    LogEvent,
+    LogLevel,
+    LogSource,
+    MetricsEvent,
+    Player,
+    ServerRemovedEvent,
+    utc_timestamp,
+)
 from citadel.messages.rest import (
     BanRequest,
     BanView,
@@ -145,6 +153,8 @@ async def delete_server(
     _must_be_api_server(fleet, server_id)
     _must_be_stopped(runtime)
     await fleet.remove(server_id)
+    # The broadcaster drops it from the connect snapshot and tells the dashboards.
+    await fleet.publish(ServerRemovedEvent(server_id=server_id, timestamp=utc_timestamp()))
     await run_in_store(ctx.db, lambda s: s.delete_server(server_id))
 
 

@@ -31,6 +31,7 @@ from citadel.messages import (
     Player,
     PlayersEvent,
     Position,
+    ServerRemovedEvent,
     ServerStatusEvent,
     UpdateProgressEvent,
     Vehicle,
@@ -87,6 +88,7 @@ SAMPLES: list[Event] = [
         message="hello",
         timestamp=TS,
         file="DayZServer_2026-12-03_18-31-00.RPT",
+        dropped=0,
     ),
     MapDataEvent(
         server_id="alpha",
@@ -139,6 +141,7 @@ SAMPLES: list[Event] = [
         stdout="ok\n",
         error="none",
     ),
+    ServerRemovedEvent(server_id="alpha", timestamp=TS),
 ]
 
 # The wire keys of each event when fully populated (DESIGN §3 seed fields plus our (+) fields).
@@ -150,7 +153,7 @@ EXPECTED_KEYS: dict[str, set[str]] = {
     "metrics": {
         "serverId", "cpu", "ram", "players", "fps", "timestamp", "ramBytes", "uptime",
     },
-    "log": {"serverId", "level", "source", "message", "timestamp", "file"},
+    "log": {"serverId", "level", "source", "message", "timestamp", "file", "dropped"},
     "mapData": {"serverId", "players", "vehicles", "timestamp"},
     "mods": {"serverId", "mods"},
     "modInstallProgress": {"serverId", "workshopId", "progress", "status", "message"},
@@ -164,6 +167,7 @@ EXPECTED_KEYS: dict[str, set[str]] = {
         "serverId", "type", "title", "message", "severity", "id", "timestamp",
     },
     "hookResult": {"serverId", "hook", "phase", "exitCode", "stdout", "error"},
+    "serverRemoved": {"serverId", "timestamp"},
 }  # fmt: skip
 
 
@@ -179,10 +183,11 @@ def _all_keys(value: Any) -> set[str]:
     return set()
 
 
-def test_event_names_are_the_thirteen_of_the_contract() -> None:
+def test_event_names_are_the_thirteen_of_the_contract_and_our_one_addition() -> None:
     assert tuple(EXPECTED_KEYS) == EVENT_NAMES
     assert [event_name(sample) for sample in SAMPLES] == list(EVENT_NAMES)
-    assert len(EVENT_TYPES) == 13
+    assert len(EVENT_TYPES) == 14
+    assert EVENT_NAMES[-1] == "serverRemoved"
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: event_name(s))
@@ -224,6 +229,7 @@ def test_non_seed_optional_values_are_explicit_nulls() -> None:
     assert json.loads(encode_event(metrics))["fps"] is None
     log = LogEvent(server_id="a", level="info", source="system", message="m", timestamp=TS)
     assert json.loads(encode_event(log))["file"] is None
+    assert json.loads(encode_event(log))["dropped"] == 0
     note = NotificationEvent(
         id=1, server_id=None, type="host", title="t", message="m", severity="info", timestamp=TS
     )
@@ -277,6 +283,8 @@ def test_events_are_frozen() -> None:
         b'{"event":"modInstallProgress","serverId":"a","workshopId":"1","progress":101,'
         b'"status":"queued","message":""}',
         b"[1,2,3]",
+        b'{"event":"log","serverId":"a","level":"warn","source":"system","message":"m",'
+        b'"timestamp":"t","file":null,"dropped":-1}',
     ],
 )
 def test_decode_rejects_bad_input_with_decode_error(data: bytes) -> None:

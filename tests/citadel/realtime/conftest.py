@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import os
+import select
 import socket
 import struct
 from collections.abc import AsyncIterator, Mapping
@@ -123,6 +124,43 @@ class RawWebSocket:
         elif n == 127:
             (n,) = struct.unpack("!Q", await self.reader.readexactly(8))
         return (await self.reader.readexactly(n)).decode()
+
+    async def next_event(self) -> tuple[str, Any]:
+        """Read up to the next Socket.IO event, answering Engine.IO pings on the way."""
+        while True:
+            text = await self.recv()
+            if text == "2":
+                self.send("3")
+                continue
+            assert text.startswith("42"), text
+            name, data = json.loads(text[2:])
+            return name, data
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket at all (not even into asyncio's buffer): a stalled peer."""
+        self._transport().pause_reading()
+
+    def resume_reading(self) -> None:
+        """Read the socket again."""
+        self._transport().resume_reading()
+
+    def _transport(self) -> asyncio.Transport:
+        transport = self.writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        return transport
+
+    async def wait_cut(self, timeout: float) -> bool:  # noqa: ASYNC109 - bounds a thread's poll
+        """Wait (reading nothing) until the server resets or closes the connection.
+
+        A ``poll`` in a worker thread asks only for hang-up and error conditions, so the
+        bytes waiting in the receive buffer stay unread. Call `pause_reading` first, so that
+        asyncio does not notice the reset and close the descriptor meanwhile.
+        """
+        sock = self.writer.get_extra_info("socket")
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLRDHUP | select.POLLERR | select.POLLHUP)
+        ready = await asyncio.to_thread(poller.poll, timeout * 1000)
+        return bool(ready)
 
     def close(self) -> None:
         """Drop the connection."""

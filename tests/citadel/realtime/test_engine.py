@@ -316,3 +316,96 @@ async def test_a_large_batch_is_written_at_once() -> None:
 def test_flush_turns_must_be_positive() -> None:
     with pytest.raises(ValueError, match="flush_turns"):
         FanoutEngine(authenticate, flush_turns=0)
+
+
+@pytest.mark.parametrize("interval", [0.0, -1.0, float("nan")])
+def test_lag_check_interval_must_be_positive(interval: float) -> None:
+    with pytest.raises(ValueError, match="lag_check_interval"):
+        FanoutEngine(authenticate, lag_check_interval=interval)
+
+
+async def _stall(engine: FanoutEngine, raw: RawWebSocket) -> int:
+    """Stop reading on ``raw`` and publish 16 kB frames until they queue for it; return count.
+
+    Done once a frame is still queued after the writer had its turn: the transport is past its
+    high-water mark, the writer waits on it, and every later frame for ``raw`` queues.
+    """
+    raw.pause_reading()
+    big = "x" * 16_000
+    n = 0
+    while engine.statistics().queued_bytes == 0:
+        engine.publish(ev("serverStatus", "a", f'{{"n":{n},"pad":"{big}"}}'))
+        n += 1
+        await asyncio.sleep(0)
+    return n
+
+
+async def test_a_stalled_client_is_cut_within_max_lag_with_nothing_more_published() -> None:
+    # Nothing is published once the client lags, so no push judges it: only the sweep can.
+    # Without it the client would hang on until the Engine.IO ping timeout (45 s).
+    engine = FanoutEngine(authenticate, limits=QueueLimits(max_lag=0.5), lag_check_interval=0.1)
+    async with serving(engine) as url:
+        with anyio.fail_after(BOUND):
+            raw = await RawWebSocket.connect(url, rcvbuf=4096)
+            raw.send('40{"token":"admin"}')
+            assert (await raw.recv()).startswith("40")
+            await _stall(engine, raw)
+            assert engine.statistics().lag_disconnects == 0
+            assert await raw.wait_cut(BOUND), "not cut off"
+        stats = engine.statistics()
+        assert stats.lag_disconnects == 1
+        assert stats.queued_bytes == 0
+        raw.close()
+
+
+@pytest.mark.parametrize("players_cached", [True, False])
+async def test_rescope_drops_what_the_new_scope_forbids_and_repeats_no_status(
+    players_cached: bool,
+) -> None:
+    cached = [
+        ev("serverStatus", "a", '{"snap":"a"}'),
+        Outgoing(
+            "players", "a", b'{"snap":"full","ip":"192.0.2.7"}', b'{"snap":"redacted"}',
+            "players.kick",
+        ),
+        ev("serverStatus", "b", '{"snap":"b"}'),
+    ]  # fmt: skip
+    snapshot = list(cached)
+    engine = FanoutEngine(authenticate, snapshot_provider=lambda scope: snapshot)
+    async with serving(engine) as url:
+        with anyio.fail_after(BOUND):
+            raw = await RawWebSocket.connect(url, rcvbuf=4096)
+            raw.send('40{"token":"admin"}')
+            assert (await raw.recv()).startswith("40")
+            assert [await raw.next_event() for _ in cached] == [
+                ("serverStatus", {"snap": "a"}),
+                ("players", {"snap": "full", "ip": "192.0.2.7"}),
+                ("serverStatus", {"snap": "b"}),
+            ]
+            padding = await _stall(engine, raw)
+        # Queued while the client is an admin; after the rescope it may see none of these.
+        engine.publish(
+            Outgoing(
+                "players", "a", b'{"live":"full","ip":"192.0.2.8"}', b'{"live":"redacted"}',
+                "players.kick",
+            )
+        )  # fmt: skip
+        engine.publish(ev("serverStatus", "b", '{"live":"b"}'))
+        engine.publish(ev("log", "a", '{"live":"log"}'))
+        if not players_cached:  # nothing will replace the queued list: it must go by itself
+            del snapshot[1]
+        ((sid, _, _),) = engine.connected()
+        engine.rescope(sid, TOKENS["a-viewer"])
+        engine.publish(ev("serverStatus", "a", '{"end":true}'))
+        raw.resume_reading()
+        received = []
+        with anyio.fail_after(BOUND):
+            while (event := await raw.next_event()) != ("serverStatus", {"end": True}):
+                received.append(event)
+        # Every transition of server a, in order; then the one thing the viewer lacks: the
+        # players list, redacted (not the status of a again: it has it already). The full list
+        # queued before the rescope never arrives.
+        assert [data["n"] for _, data in received[:padding]] == list(range(padding))
+        expected = [("players", {"snap": "redacted"})] if players_cached else []
+        assert received[padding:] == expected
+        raw.close()

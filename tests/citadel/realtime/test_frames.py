@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import pytest
 
-from citadel.realtime import Frame, websocket_text_frame
+from citadel.messages import LogEvent, decode_event
+from citadel.realtime import Frame, drop_notice, websocket_text_frame
 
 
 def test_text_is_an_engineio_message_carrying_a_socketio_event() -> None:
@@ -39,3 +41,16 @@ def test_websocket_header_lengths(length: int, header: bytes) -> None:
 def test_payload_that_is_not_utf8_is_rejected() -> None:
     with pytest.raises(UnicodeDecodeError):
         Frame("log", "a", b'"\xff\xfe"')
+
+
+@pytest.mark.parametrize("count", [1, 500])
+def test_the_drop_notice_is_a_log_event_of_the_published_schema(count: int) -> None:
+    frame = drop_notice("alpha", count)
+    name, payload = json.loads(frame.text[2:])
+    assert (name, frame.name, frame.server_id) == ("log", "log", "alpha")
+    event = decode_event(json.dumps(payload))
+    assert isinstance(event, LogEvent)
+    assert (event.server_id, event.source, event.level) == ("alpha", "system", "warn")
+    assert event.dropped == count
+    assert event.file is None
+    assert event.message == ("1 log line dropped" if count == 1 else "500 log lines dropped")

@@ -129,3 +129,44 @@ def test_clear_forgets_everything() -> None:
     q.clear()
     assert q.pop() is None
     assert q.queued_bytes == 0
+
+
+def test_retain_drops_what_a_narrower_scope_forbids_and_keeps_the_rest_in_order() -> None:
+    q = make(max_log_lines=2)
+    q.push(Item("serverStatus", "a", "a1"), 0.0)
+    q.push(Item("serverStatus", "b", "b1"), 1.0)
+    q.push(Item("metrics", "b", "mb"), 2.0)
+    q.push(Item("metrics", "a", "ma"), 3.0)
+    for n in range(3):  # one a-line dropped: a notice for server a is pending
+        q.push(Item("log", "a", f"la{n}"), 4.0)
+    q.push(Item("log", "b", "lb"), 5.0)  # drops la1: a's notice counts 2 lines
+    q.push(Item("serverStatus", "a", "a2"), 6.0)
+    # b1, mb and lb go; a's notice stays (it is about server a); a second pass finds nothing.
+    assert q.retain(lambda item: item.server_id == "a") == 3
+    assert q.retain(lambda item: item.server_id == "a") == 0
+    assert q.queued_bytes == 4 * 10
+    assert len(q) == 5
+    assert [(i.server_id, i.body) for i in drain(q)] == [
+        ("a", "2 dropped"),
+        ("a", "a1"),
+        ("a", "ma"),
+        ("a", "la2"),
+        ("a", "a2"),
+    ]
+    assert q.queued_bytes == 0
+    # Bookkeeping survived: state coalesces again, logs are bounded again.
+    q.push(Item("metrics", "a", "1"), 0.0)
+    assert q.push(Item("metrics", "a", "2"), 0.0) is Verdict.COALESCED
+    for n in range(4):
+        q.push(Item("log", "a", str(n)), 0.0)
+    assert [i.body for i in drain(q)] == ["2 dropped", "2", "2", "3"]
+
+
+def test_retain_drops_a_drop_notice_the_scope_no_longer_allows() -> None:
+    q = make(max_log_lines=1)
+    q.push(Item("log", "b", "old"), 0.0)
+    q.push(Item("log", "b", "new"), 0.0)
+    q.push(Item("serverStatus", "a", "keep"), 0.0)
+    assert q.retain(lambda item: item.server_id == "a") == 2  # the b line and b's notice
+    assert drain(q) == [Item("serverStatus", "a", "keep")]
+    assert q.dropped_logs == 1  # what the client lost while it could still see b
