@@ -418,12 +418,17 @@ class RconActor(Actor[RconRequest]):
             except CommandTimeout:
                 return no_reply
             except RConDisconnected as exc:
-                return _failed(
-                    "unavailable",
+                lost = (
                     f"RCON disconnected while the command was in flight ({exc.reason}); it may "
-                    "or may not have reached the server. It is not retried: RCON is "
-                    "reconnecting, try again shortly",
+                    "or may not have reached the server"
                 )
+                snapshot = self.runtime.state.current
+                if should_connect(snapshot):
+                    return _failed(
+                        "unavailable",
+                        f"{lost}. It is not retried: RCON is reconnecting, try again shortly",
+                    )
+                return _failed("not_connected", f"{lost}; the server is {snapshot.status}")
             self.runtime.rcon.last_answer = anyio.current_time()
             if command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:  # not blank
                 self._wake.set()

@@ -206,10 +206,12 @@ async def test_rcon_fields_errors_kick_and_ban(tmp_path: Path) -> None:
                     assert http.post("/api/servers/alpha/stop").status_code == 202
                     with anyio.fail_after(30):
                         await client.wait_for(
-                            "serverStatus", "alpha", lambda d: d["status"] == "stopped"
+                            "serverStatus",
+                            "alpha",
+                            lambda d: d["status"] == "stopped" and d["seq"] > 0,
                         )
                     stopped = http.post("/api/servers/alpha/message", json={"message": "hi"})
-                    assert stopped.status_code == 409
+                    assert stopped.status_code == 409, stopped.text
                     assert "not running" in stopped.json()["error"]
             finally:
                 await client.close()
@@ -240,7 +242,9 @@ async def test_rcon_that_cannot_connect_answers_503_at_once(tmp_path: Path) -> N
                     assert http.post("/api/servers/alpha/stop").status_code == 202
                     with anyio.fail_after(30):
                         await client.wait_for(
-                            "serverStatus", "alpha", lambda d: d["status"] == "stopped"
+                            "serverStatus",
+                            "alpha",
+                            lambda d: d["status"] == "stopped" and d["seq"] > 0,
                         )
             finally:
                 await client.close()
