@@ -68,10 +68,11 @@ class RconCommand(msgspec.Struct, frozen=True):
 #: Why an RCON request failed (``RconResult.failure``); REST maps each to a status:
 #: ``invalid`` the text cannot be sent (422); ``not_configured`` no ``rcon`` table and
 #: ``not_connected`` the server is not running/ready (or stopped under the command) or its
-#: login was rejected (409: retrying will not help until that changes); ``unavailable`` the link is (re)connecting or dropped
-#: while the command was in flight - nothing is retried, try again (503); ``no_reply`` no
-#: answer in time, the command may or may not have been applied (504); ``bad_reply`` the answer
-#: was not what the command returns (502); ``gone`` the player is no longer connected (404).
+#: login was rejected (409: retrying will not help until that changes); ``unavailable`` the
+#: link is (re)connecting or dropped while the command was in flight - nothing is retried, try
+#: again (503); ``no_reply`` no answer in time, the command may or may not have been applied
+#: (504); ``bad_reply`` the answer was not what the command returns (502); ``gone`` the player
+#: is no longer connected (404).
 RconFailure = Literal[
     "invalid", "not_configured", "not_connected", "unavailable", "no_reply", "bad_reply", "gone"
 ]
