@@ -163,6 +163,16 @@ class BanView(_Response, frozen=True):
     created_at: str
 
 
+class BanOutcome(BanView, frozen=True):
+    """The answer to a ban of a connected player: the ban as applied and stored (``banned`` is
+    always true; a ban RCON refused is an error and nothing is stored), and whether the kick
+    that follows it worked (``kickError`` says why not: the ban stands either way)."""
+
+    banned: bool
+    kicked: bool
+    kick_error: str | None = None
+
+
 class RconRequest(_Request, frozen=True):
     command: RconText
 

@@ -21,6 +21,7 @@ class StatEntry(NamedTuple):
 
     ppid: int
     pgrp: int
+    session: int
 
 
 class ChildExit(NamedTuple):
@@ -104,16 +105,16 @@ def _parse_stat(data: bytes) -> StatEntry | None:
     if close < 0:
         return None
     fields = data[close + 1 :].split()
-    if len(fields) < 3:
+    if len(fields) < 4:
         return None
     try:
-        return StatEntry(ppid=int(fields[1]), pgrp=int(fields[2]))
+        return StatEntry(ppid=int(fields[1]), pgrp=int(fields[2]), session=int(fields[3]))
     except ValueError:
         return None
 
 
 def read_stat_table() -> dict[int, StatEntry]:
-    """Read ppid and pgrp of every process on the host in one ``/proc`` pass.
+    """Read ppid, pgrp and session of every process on the host in one ``/proc`` pass.
 
     Processes that vanish during the scan are skipped. One pass costs a few milliseconds on a
     busy host, which is why callers share it (see ``ProcessTable``).

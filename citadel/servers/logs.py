@@ -19,9 +19,15 @@ replacement of a followed path are `FileTail`'s business.
 
 What it produces:
 
-* RPT and script-log *entries* (a timestamped line plus its continuation lines, `RptParser`):
-  one ``log`` event each (``source="rpt"``, ``file=<basename>``, the entry's level). The parser
-  is flushed when its file went quiet for one poll, so the last entry is not held back.
+* RPT and script-log *entries* (a timestamped line plus its continuation lines, `RptParser`;
+  a blank line is an entry of its own): one ``log`` event each (``source="rpt"``,
+  ``file=<basename>``, the entry's level). When a pending entry is complete is `EntryGrouper`'s
+  rule: the next timestamped or blank line finishes it; at the end of a read an entry that
+  cannot grow (an ordinary line) is published at once; one that may grow (a script error
+  head ``(E)``/``(F)``, a compile failure, an entry that already has continuation lines) waits
+  up to ``entry_grace`` (0.5 s) after its last line, so a stack trace written a moment after
+  its head stays in the same event; a drained file flushes it. So ordinary lines cost no
+  latency, and a lone error line is published ``entry_grace`` late.
 * ADM lines: one ``log`` event each (level ``info``); ``PlayerList`` blocks go to
   ``runtime.logs.adm_players`` (the map's fallback).
 * Console lines (``file="console"``; stderr lines at least ``warn``) and `SystemLog` messages
@@ -74,7 +80,9 @@ from actors import Actor, ActorExited, ChildSpec, MailboxFull, Restart
 from citadel.games.dayz import logfiles
 from citadel.games.dayz.adm import AdmParser, AdmPlayerList, parse_line
 from citadel.games.dayz.rpt import (
+    ENTRY_GRACE,
     AverageFps,
+    EntryGrouper,
     RptEntry,
     RptParser,
     ScriptCompileError,
@@ -230,19 +238,21 @@ def _name_date(name: str) -> date | None:
 class _Followed:
     """One followed file of a run: its tail and its parser."""
 
-    def __init__(self, kind: FileKind, path: Path, *, from_end: bool) -> None:
+    def __init__(
+        self, kind: FileKind, path: Path, *, from_end: bool, grace: float = ENTRY_GRACE
+    ) -> None:
         self.kind = kind
         self.name = CONSOLE_FILE if kind == "console" else path.name
         self.tail = FileTail(path, from_end=from_end)
         day = _name_date(path.name)
-        self.rpt = RptParser(day) if kind in ("rpt", "script") else None
+        self.rpt = EntryGrouper(RptParser(day), grace=grace) if kind in ("rpt", "script") else None
         self.adm = AdmParser(day) if kind == "adm" else None
 
 
 class _Run:
     """What the actor tracks about one incarnation until its files are drained."""
 
-    def __init__(self, run: RunInfo, now: float) -> None:
+    def __init__(self, run: RunInfo, now: float, grace: float = ENTRY_GRACE) -> None:
         self.info = run
         self.start = _local_start(run)
         self.files: dict[FileKind, _Followed] = {}
@@ -254,7 +264,7 @@ class _Run:
         self.fatal_sent = False
         if run.console_log:
             self.files["console"] = _Followed(
-                "console", Path(run.console_log), from_end=run.adopted
+                "console", Path(run.console_log), from_end=run.adopted, grace=grace
             )
 
     @property
@@ -263,6 +273,11 @@ class _Run:
 
     def missing(self) -> bool:
         return any(kind not in self.files for kind in _SEARCHED)
+
+    def deadline(self) -> float | None:
+        """The earliest time a pending entry of this run's files becomes due."""
+        found = [f.rpt.deadline for f in self.files.values() if f.rpt is not None]
+        return min((d for d in found if d is not None), default=None)
 
 
 class LogsStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -289,6 +304,7 @@ class LogsActor(Actor[LogsMessage]):
         ready_resend_interval: Seconds between repeats of ``Ready`` while the state lags.
         active_poll: Pause after a poll that found lines.
         idle_poll: Longest pause while idle.
+        entry_grace: Seconds an RPT/script entry that may still grow waits for its next line.
     """
 
     def __init__(
@@ -299,8 +315,10 @@ class LogsActor(Actor[LogsMessage]):
         active_poll: float = ACTIVE_POLL,
         idle_poll: float = IDLE_POLL,
         use_inotify: bool = True,
+        entry_grace: float = ENTRY_GRACE,
     ) -> None:
         self.runtime = runtime
+        self._grace = entry_grace
         self._resend = ready_resend_interval
         self._fast = active_poll
         self._slow = idle_poll
@@ -366,13 +384,20 @@ class LogsActor(Actor[LogsMessage]):
                 # Woken by inotify: the pause only bounds how long a missed event can hide a
                 # line (and lets a partial read continue at once).
                 self._delay = self._fast if got > 0 else WATCHED_IDLE_POLL
-            await self._wait(version)
+            await self._wait(version, self._pause())
 
-    async def _wait(self, version: int) -> None:
-        """Wait for a state change, a write in a watched directory, or the poll delay."""
+    def _pause(self) -> float:
+        """The poll delay, shortened to the earliest pending entry's deadline."""
+        deadlines = [d for run in self._runs.values() if (d := run.deadline()) is not None]
+        if not deadlines:
+            return self._delay
+        return max(0.0, min(self._delay, min(deadlines) - anyio.current_time()))
+
+    async def _wait(self, version: int, pause: float) -> None:
+        """Wait for a state change, a write in a watched directory, or ``pause`` seconds."""
         watch = self._watch
         woke_by_write = False
-        with anyio.move_on_after(self._delay):
+        with anyio.move_on_after(pause):
             async with anyio.create_task_group() as tg:
 
                 async def on_state() -> None:
@@ -410,7 +435,7 @@ class LogsActor(Actor[LogsMessage]):
         facts.adm_players = ()
         facts.adm_players_at = 0.0
         facts.last_activity = now
-        self._runs[current.incarnation] = _Run(current, now)
+        self._runs[current.incarnation] = _Run(current, now, self._grace)
         if self._watch is not None:
             directories = [Path(current.profile_dir)]
             if current.console_log:
@@ -457,7 +482,9 @@ class LogsActor(Actor[LogsMessage]):
         for kind, name in names.items():
             if name is not None and kind not in run.files:
                 path = profile / name
-                run.files[kind] = _Followed(kind, path, from_end=run.info.adopted)
+                run.files[kind] = _Followed(
+                    kind, path, from_end=run.info.adopted, grace=self._grace
+                )
                 if _is_stamped(name):  # a fixed-name (legacy) ADM is every run's file
                     self._claimed[path] = run.incarnation
                     while len(self._claimed) > CLAIMED_KEEP:
@@ -471,27 +498,30 @@ class LogsActor(Actor[LogsMessage]):
             # An I/O error on one file must not stop the others; the next poll retries.
             self._read_errors += 1
             lines = []
+        now = anyio.current_time()
         for line in lines:
-            await self._line(run, followed, line)
+            await self._line(run, followed, line, now)
         if lines:
             self._activity()
-        if followed.rpt is not None and (drain or not lines):
-            # Quiet for one poll (or over): the pending entry is complete.
-            for entry in followed.rpt.flush():
+        if followed.rpt is not None:
+            # Drained: the pending entry is complete. Otherwise it is when it cannot grow, or
+            # when its grace since the last line is over (EntryGrouper).
+            done = followed.rpt.flush() if drain else followed.rpt.due(anyio.current_time())
+            for entry in done:
                 await self._entry(run, followed, entry)
         if followed.adm is not None and drain:
             for record in followed.adm.flush():
                 self._adm_record(record.event)
         return len(lines)
 
-    async def _line(self, run: _Run, followed: _Followed, line: str) -> None:
+    async def _line(self, run: _Run, followed: _Followed, line: str, now: float) -> None:
         self._lines += 1
         self._since_checkpoint += 1
         if self._since_checkpoint >= YIELD_EVERY_LINES:
             self._since_checkpoint = 0
             await anyio.lowlevel.checkpoint()
         if followed.rpt is not None:
-            for entry in followed.rpt.feed(line):
+            for entry in followed.rpt.feed(line, now):
                 await self._entry(run, followed, entry)
         elif followed.adm is not None:
             for record in followed.adm.feed(line):

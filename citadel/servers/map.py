@@ -10,6 +10,13 @@ Sources, best first:
 2. Without a (current) snapshot file: the last ADM ``PlayerList`` block the logs actor put in
    ``runtime.logs.adm_players`` (``pos=<x, z, alt>`` → ``Position(x, y=alt, z)``; no vehicles).
 
+Player ids: a map player carries the id of the same player in the ``players`` list (the rcon
+actor's ``runtime.rcon.players``) whenever it can be matched, so a dashboard can link the two:
+by BattlEye GUID (the snapshot's ``guid``, or the one derived from its ``steamId``, formats.md
+§1.8), else by a name exactly one listed player has (the slot decides between namesakes when the
+snapshot gives one). A player that cannot be matched (not on the RCON list yet, or no RCON)
+keeps the source's own id, the DayZ player id. `link_player_ids` is that rule.
+
 While a run exists and the status is ``starting`` or ``running``, the actor checks once per
 ``interval`` (1 s): one ``os.stat`` of the snapshot, and a read + decode only when its
 ``(inode, mtime, size)`` changed. A file that does not decode (garbage, half written by a mod
@@ -28,7 +35,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -37,15 +44,19 @@ import msgspec
 
 from actors import Actor, ChildSpec, Restart
 from citadel.games.dayz.adm import AdmPlayer
-from citadel.messages import MapDataEvent, MapPlayer, Position, Vehicle, utc_timestamp
+from citadel.games.dayz.ids import battleye_guid
+from citadel.messages import MapDataEvent, MapPlayer, Player, Position, Vehicle, utc_timestamp
 from citadel.servers.runtime import MAP, RunInfo, ServerRuntime, ServerSnapshot
 
 __all__ = [
     "MapActor",
     "MapStatistics",
+    "PlayerKeys",
     "Snapshot",
     "adm_players_on_map",
     "decode_snapshot",
+    "link_player_ids",
+    "snapshot_keys",
     "snapshot_on_map",
     "spec",
 ]
@@ -73,12 +84,15 @@ class SnapshotPosition(msgspec.Struct, frozen=True):
 
 
 class SnapshotPlayer(msgspec.Struct, frozen=True, rename="camel"):
-    """One player in ``positions.json`` (other fields, e.g. ``steamId``, are ignored)."""
+    """One player in ``positions.json``; ``steamId``, ``guid`` and ``slot`` are optional."""
 
     id: str
     name: str
     position: SnapshotPosition
     heading: float | None = None
+    steam_id: str | None = None
+    guid: str | None = None
+    slot: int | None = None
 
 
 class SnapshotVehicle(msgspec.Struct, frozen=True, rename="camel"):
@@ -99,10 +113,19 @@ class Snapshot(msgspec.Struct, frozen=True):
     version: int = 1
 
 
+class PlayerKeys(msgspec.Struct, frozen=True):
+    """What a map player can be matched to a listed player on (see `link_player_ids`)."""
+
+    guid: str | None = None
+    steam_id: str | None = None
+    slot: int | None = None
+
+
 _decoder: Final = msgspec.json.Decoder(Snapshot)
 
 MapContent = tuple[tuple[MapPlayer, ...], tuple[Vehicle, ...]]
 _EMPTY: Final[MapContent] = ((), ())
+_NO_KEYS: Final[Mapping[str, PlayerKeys]] = {}
 
 
 # --- pure functions --------------------------------------------------------------------------
@@ -149,6 +172,46 @@ def snapshot_on_map(snapshot: Snapshot) -> MapContent:
     return tuple(players), tuple(vehicles)
 
 
+def snapshot_keys(snapshot: Snapshot) -> dict[str, PlayerKeys]:
+    """The matching keys of a snapshot's players, by their snapshot id."""
+    return {
+        p.id: PlayerKeys(guid=p.guid, steam_id=p.steam_id, slot=p.slot) for p in snapshot.players
+    }
+
+
+def link_player_ids(
+    players: Iterable[MapPlayer], keys: Mapping[str, PlayerKeys], listed: Iterable[Player]
+) -> tuple[MapPlayer, ...]:
+    """Give each map player the id of the same player in ``listed`` (the ``players`` list).
+
+    Matched by BattlEye GUID (``keys[id].guid``, or derived from ``keys[id].steam_id``), else
+    by a name exactly one listed player has - or, among namesakes, the one in the same slot.
+    Unmatched players keep their own id; no listed id is given to two map players.
+    """
+    listed = tuple(listed)
+    by_guid = {p.guid.lower(): p for p in listed if p.guid}
+    by_name: dict[str, list[Player]] = {}
+    for p in listed:
+        by_name.setdefault(p.name, []).append(p)
+    used: set[str] = set()
+    out: list[MapPlayer] = []
+    for player in players:
+        key = keys.get(player.id, PlayerKeys())
+        guid = key.guid or (battleye_guid(key.steam_id) if key.steam_id else None)
+        match = by_guid.get(guid.lower()) if guid else None
+        if match is None:
+            namesakes = by_name.get(player.name, [])
+            if len(namesakes) > 1 and key.slot is not None:
+                namesakes = [p for p in namesakes if p.slot == key.slot]
+            if len(namesakes) == 1:
+                match = namesakes[0]
+        if match is not None and match.id not in used:
+            used.add(match.id)
+            player = msgspec.structs.replace(player, id=match.id)
+        out.append(player)
+    return tuple(out)
+
+
 def adm_players_on_map(players: Iterable[AdmPlayer]) -> tuple[MapPlayer, ...]:
     """Players of an ADM ``PlayerList`` block that have a position (``<x, z, alt>``)."""
     out: list[MapPlayer] = []
@@ -193,7 +256,7 @@ class MapActor(Actor[object]):
         self.runtime = runtime
         self._interval = interval
         self._stat_key: tuple[int, int, int] | None = None
-        self._from_file: MapContent | None = None
+        self._from_file: tuple[MapContent, Mapping[str, PlayerKeys]] | None = None
         self._published: MapContent = _EMPTY
         self._next_check = 0.0
         self._checks = self._reads = self._unchanged = self._garbage = self._count = 0
@@ -229,15 +292,18 @@ class MapActor(Actor[object]):
             now = anyio.current_time()
             if now >= self._next_check:
                 self._next_check = now + self._interval
-                content = self._check(snapshot.run)
+                (players, vehicles), keys = self._check(snapshot.run)
+                # Linked on every check: the players list changes on its own schedule.
+                content = (link_player_ids(players, keys, self.runtime.rcon.players), vehicles)
                 if content != self._published:
                     await self._publish(content)
             # Wake early on a state change (a stop clears the map at once), never check early.
             with anyio.move_on_after(self._next_check - anyio.current_time()):
                 await state.wait_changed(snapshot.version)
 
-    def _check(self, run: RunInfo) -> MapContent:
-        """The current positions: from the snapshot file if there is one, else from the ADM."""
+    def _check(self, run: RunInfo) -> tuple[MapContent, Mapping[str, PlayerKeys]]:
+        """The current positions (with source ids) and the players' matching keys: from the
+        snapshot file if there is one, else from the ADM."""
         self._checks += 1
         path = Path(run.profile_dir) / SNAPSHOT_PATH
         try:
@@ -247,7 +313,7 @@ class MapActor(Actor[object]):
         if st is None or st.st_mtime < run.started_at - STALE_SLACK:
             self._stat_key = None
             self._from_file = None
-            return adm_players_on_map(self.runtime.logs.adm_players), ()
+            return (adm_players_on_map(self.runtime.logs.adm_players), ()), _NO_KEYS
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key == self._stat_key:
             self._unchanged += 1
@@ -257,9 +323,11 @@ class MapActor(Actor[object]):
             if decoded is None:
                 self._garbage += 1
             else:
-                self._from_file = snapshot_on_map(decoded)
+                self._from_file = snapshot_on_map(decoded), snapshot_keys(decoded)
         # A garbage file keeps the last good positions (or what was published before it).
-        return self._from_file if self._from_file is not None else self._published
+        if self._from_file is not None:
+            return self._from_file
+        return self._published, _NO_KEYS
 
     def _read(self, path: Path, size: int) -> Snapshot | None:
         if size > MAX_SNAPSHOT_BYTES:

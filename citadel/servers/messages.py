@@ -2,7 +2,8 @@
 
 To the ``process`` actor (from the logs actor and REST):
 `Ready`, `FatalStartError`, `StartServer`, `StopServer`, `RestartServer`, `GetStatus`.
-To the ``rcon`` actor: `RconCommand` (a call; the reply is `RconResult`).
+To the ``rcon`` actor: `RconCommand` and `KickPlayer` (calls; the reply is `RconResult`),
+`FindPlayer` (reply `PlayerLookup`).
 To the ``logs`` actor: `ConsoleLines` (captured stdout/stderr of the current incarnation),
 `SystemLog` (Citadel's own lifecycle lines).
 Recent logs and metrics are read from the `ServerRuntime` histories, not asked for.
@@ -14,7 +15,7 @@ from typing import Literal
 
 import msgspec
 
-from citadel.messages import LogLevel
+from citadel.messages import LogLevel, Player
 
 
 class Ready(msgspec.Struct, frozen=True):
@@ -64,10 +65,54 @@ class RconCommand(msgspec.Struct, frozen=True):
     timeout: float = 10.0
 
 
+#: Why an RCON request failed (``RconResult.failure``); REST maps each to a status:
+#: ``invalid`` the text cannot be sent (422); ``not_configured`` no ``rcon`` table and
+#: ``not_connected`` the server is not running/ready (or stopped under the command) or its
+#: login was rejected (409: retrying will not help until that changes); ``unavailable`` the
+#: link is (re)connecting or dropped while the command was in flight - nothing is retried, try
+#: again (503); ``no_reply`` no answer in time, the command may or may not have been applied
+#: (504); ``bad_reply`` the answer was not what the command returns (502); ``gone`` the player
+#: is no longer connected (404).
+RconFailure = Literal[
+    "invalid", "not_configured", "not_connected", "unavailable", "no_reply", "bad_reply", "gone"
+]
+
+
 class RconResult(msgspec.Struct, frozen=True):
+    """The answer to an RCON request: the output, or an error sentence and its `RconFailure`."""
+
     ok: bool
     output: str = ""
     error: str = ""
+    failure: RconFailure | None = None
+
+
+class KickPlayer(msgspec.Struct, frozen=True):
+    """Kick the connected player ``player_id`` (a ``Player.id``); reply `RconResult`.
+
+    The rcon actor resolves the id against a fresh ``players`` answer right before it sends
+    ``kick <slot>``: slots are reused, so the slot in an older list may be someone else's.
+    ``timeout`` bounds each of the two commands.
+    """
+
+    player_id: str
+    reason: str = ""
+    timeout: float = 10.0
+
+
+class FindPlayer(msgspec.Struct, frozen=True):
+    """Resolve ``player_id`` against a fresh ``players`` answer; reply `PlayerLookup`."""
+
+    player_id: str
+    timeout: float = 10.0
+
+
+class PlayerLookup(msgspec.Struct, frozen=True):
+    """The player as the server lists it now (``None``: no longer connected), or why the
+    ``players`` command failed (``result``)."""
+
+    result: RconResult
+    player: Player | None = None
 
 
 class ConsoleLines(msgspec.Struct, frozen=True):

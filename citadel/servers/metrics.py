@@ -1,17 +1,19 @@
 """The ``metrics`` actor of one game server: a periodic cpu / ram / players / fps sample.
 
-While a run exists and its process has not exited, it samples the whole process tree every
-``config.metrics_interval`` seconds with `ProcessGroupSampler` (the first sample of a run only
-primes the cpu counters), adds the player count from the rcon actor's facts and the fps from
-the logs actor's facts, publishes a ``metrics`` event and appends it to
+While a run exists and its process has not exited, it samples everything that belongs to the
+server - its process group and session (members re-parented to init included) and its
+descendants - every ``config.metrics_interval`` seconds with `ProcessGroupSampler` (the first
+sample of a run only primes the cpu counters), adds the player count from the rcon actor's facts
+and the fps from the logs actor's facts, publishes a ``metrics`` event and appends it to
 ``runtime.metrics_history`` (this actor is that history's single writer).
 
-Cost: one sample of a one-process tree is about 45 µs of psutil work; the children index comes
-from a ``/proc`` scan shared by every sampler and refreshed at most once a second (about 1.3 ms on
-a host with ~130 processes). It runs inline on the event loop: a thread hop would cost about as
-much as the sample. A process that vanished between samples ends the sampling of that run
-quietly; the process actor will report the exit. A dead but unreaped root (a zombie: the
-process actor keeps it until it has cleaned up the group) shows zero RSS and is skipped.
+Cost: one sample of a one-process tree is about 45 µs of psutil work; the children, group and
+session indexes come from one ``/proc`` scan shared by every sampler and refreshed at most once
+a second (about 1.3 ms on a host with ~130 processes), never a scan per server. It runs inline
+on the event loop: a thread hop would cost about as much as the sample. A process that vanished
+between samples ends the sampling of that run quietly; the process actor will report the exit.
+A dead but unreaped root (a zombie: the process actor keeps it until it has cleaned up the
+group) shows zero RSS and is skipped.
 """
 
 from __future__ import annotations

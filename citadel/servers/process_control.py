@@ -16,7 +16,7 @@ does the OS work, every step bounded:
   and command line all still match. Its exit code is unknowable (not our child).
 * The stop ladder pieces (``terminate_group``, ``kill_group``, ``ManagedProcess.wait_exit``,
   ``ensure_no_descendants``) and the convenience ``stop_ladder`` that chains them.
-* ``ProcessGroupSampler`` measures CPU and RAM of the whole process tree.
+* ``ProcessGroupSampler`` measures CPU and RAM of the server's group, session and tree.
 
 Caveats the caller must know:
 
@@ -891,7 +891,8 @@ async def stop_ladder(
 
 
 class ProcessTable:
-    """A host-wide parent→children index from one ``/proc`` scan, reused for ``max_age`` s.
+    """Host-wide parent→children, group→members and session→members indexes from one ``/proc``
+    scan, reused for ``max_age`` s.
 
     One scan costs milliseconds on a busy host; shared by every sampler, 100 servers sampled
     every 5 s cost about one scan per second instead of one per server.
@@ -905,23 +906,56 @@ class ProcessTable:
         self._max_age = max_age
         self._clock = clock
         self._children: dict[int, list[int]] = {}
+        self._groups: dict[int, list[int]] = {}
+        self._sessions: dict[int, list[int]] = {}
         self._scanned_at: float | None = None
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if self._scanned_at is not None and now - self._scanned_at <= self._max_age:
+            return
+        children: dict[int, list[int]] = {}
+        groups: dict[int, list[int]] = {}
+        sessions: dict[int, list[int]] = {}
+        for pid, entry in _posix.read_stat_table().items():
+            children.setdefault(entry.ppid, []).append(pid)
+            groups.setdefault(entry.pgrp, []).append(pid)
+            sessions.setdefault(entry.session, []).append(pid)
+        self._children, self._groups, self._sessions = children, groups, sessions
+        self._scanned_at = now
+
+    def _with_descendants(self, roots: Iterable[int], exclude: int) -> list[int]:
+        found: dict[int, None] = {}
+        frontier = list(roots)
+        while frontier:
+            pid = frontier.pop()
+            if pid in found or pid == exclude:
+                continue
+            found[pid] = None
+            frontier.extend(self._children.get(pid, ()))
+        return list(found)
 
     def descendants(self, pid: int) -> list[int]:
         """All descendants of ``pid`` at the last scan (refreshed when older than max_age)."""
-        now = self._clock()
-        if self._scanned_at is None or now - self._scanned_at > self._max_age:
-            children: dict[int, list[int]] = {}
-            for child, entry in _posix.read_stat_table().items():
-                children.setdefault(entry.ppid, []).append(child)
-            self._children, self._scanned_at = children, now
-        found: list[int] = []
-        frontier = [pid]
-        while frontier:
-            kids = self._children.get(frontier.pop(), [])
-            found.extend(kids)
-            frontier.extend(kids)
-        return found
+        self._refresh()
+        return self._with_descendants(self._children.get(pid, ()), pid)
+
+    def members(self, pid: int) -> list[int]:
+        """Everything that belongs to the server ``pid`` at the last scan, ``pid`` excluded.
+
+        That is its descendants, every member of the process group and of the session that
+        ``pid`` leads (only when it leads them: a group or session id is its leader's pid), and
+        their descendants. Group and session members re-parented to init (their parent died)
+        are no longer descendants but still the server's: they were forked from it and never
+        left. A process that left both with ``setsid`` is only found while its parent lives.
+        """
+        self._refresh()
+        roots = [
+            *self._children.get(pid, ()),
+            *self._groups.get(pid, ()),
+            *self._sessions.get(pid, ()),
+        ]
+        return self._with_descendants(roots, pid)
 
 
 _SHARED_TABLE: Final = ProcessTable()
@@ -933,12 +967,13 @@ class _Tracked(NamedTuple):
 
 
 class ProcessGroupSampler:
-    """Samples CPU and RAM of a server's whole process tree; cheap enough for 100 servers at 5 s.
+    """Samples CPU and RAM of a server's process group, session and tree (`ProcessTable.members`,
+    so members re-parented to init count too); cheap enough for 100 servers at 5 s.
 
     CPU is the delta of user+system time over the tree between two samples, divided by elapsed
     time and the host's CPU count (the first sample only primes and reports ``None``). RAM is the
     sum of resident set sizes (shared pages count once per process). psutil objects are cached
-    per pid; the children list comes from the shared ``ProcessTable`` on every sample.
+    per pid; the member list comes from the shared ``ProcessTable`` on every sample.
     """
 
     def __init__(
@@ -975,7 +1010,7 @@ class ProcessGroupSampler:
         cpu_delta = 0.0
         ram = 0
         tracked: dict[int, _Tracked] = {}
-        for pid in (self._root.pid, *self._table.descendants(self._root.pid)):
+        for pid in (self._root.pid, *self._table.members(self._root.pid)):
             previous = self._tracked.get(pid)
             try:
                 process = previous.process if previous else psutil.Process(pid)

@@ -10,7 +10,26 @@ While connected it asks for ``players`` every `PLAYERS_INTERVAL` seconds, and at
 server message about a player connecting, getting a GUID, being kicked or disconnecting. A
 ``players`` event goes out only when the list changed; an empty list goes out once when the
 link goes away or the run ends. Every server message becomes a ``log`` event with source
-``rcon``. `RconCommand` calls are answered with `RconResult`, never with an exception.
+``rcon``. `RconCommand` and `KickPlayer` calls are answered with `RconResult`, `FindPlayer`
+with `PlayerLookup`, never with an exception.
+
+Failures are never retried here (`RconResult.failure` says which kind): a command asked for
+while the link is down or re-logging in fails at once (``unavailable``, nothing was sent), and
+one whose session dropped while it was in flight fails too (``unavailable``: it may or may not
+have reached the server). A retry after the re-login could apply it twice - harmless for a
+kick, visible for a ``say`` - so the caller, who knows which it is, decides. A command that
+got no reply after the client's resends (``no_reply``) may have been applied; when nothing
+else arrived either, the client ends the session and it is re-opened.
+
+Kicks go by slot (``kick <n>``), and slots are reused (formats.md §1.8): `KickPlayer` and
+`FindPlayer` therefore re-read ``players`` first and resolve the id in that fresh answer, so a
+kick never hits whoever took the slot since the last poll (the window left is one round trip).
+
+Bans recorded in Citadel's store are re-applied after every (re)connect: the ``bans`` list is
+compared with the store's active bans of this server and each missing one is sent again with
+``addBan <GUID|IP> <minutes left> <reason>`` (a lost or reset ``bans.txt`` does not unban
+anyone). Bans Citadel did not make are left alone, and nothing is ever removed from
+BattlEye's list: an expired Citadel ban is simply not re-applied (BattlEye expires its own).
 
 Player ids (``Player.id``, what ``/players/{playerId}/kick`` takes) are built from the slot
 ``#N`` and a digest of the player's address, port and name, never from ``#N`` alone (slots are
@@ -26,7 +45,9 @@ them; its ``system`` lines go through the logs actor like everyone's.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +58,7 @@ import msgspec
 
 from actors import (
     Actor,
+    ActorError,
     ActorExited,
     Backoff,
     ChildSpec,
@@ -56,6 +78,7 @@ from citadel.games.battleye import (
     encode_command_text,
     open_rcon,
 )
+from citadel.games.dayz.rcon_text import Ban as ListedBan
 from citadel.games.dayz.rcon_text import (
     GuidVerified,
     PlayerConnected,
@@ -65,6 +88,7 @@ from citadel.games.dayz.rcon_text import (
     PlayerTable,
     RconPlayer,
     ServerMessage,
+    parse_bans,
     parse_players,
     parse_server_message,
 )
@@ -76,15 +100,27 @@ from citadel.messages import (
     PlayersEvent,
     utc_timestamp,
 )
-from citadel.servers.messages import RconCommand, RconResult, SystemLog
+from citadel.servers.messages import (
+    FindPlayer,
+    KickPlayer,
+    PlayerLookup,
+    RconCommand,
+    RconFailure,
+    RconResult,
+    SystemLog,
+)
 from citadel.servers.runtime import LOGS, RCON, ServerRuntime, ServerSnapshot
+from citadel.store import Ban as StoredBan
+from citadel.store.actor import run_in_store
 
 __all__ = [
     "PLAYERS_INTERVAL",
     "RconActor",
     "RconActorStatistics",
     "RconMemory",
+    "bans_to_reapply",
     "identify_players",
+    "is_bans_reply",
     "is_players_reply",
     "new_player_id",
     "refreshes_players",
@@ -106,7 +142,16 @@ RECONNECT_BACKOFF: Final = Backoff(base=1.0, cap=30.0, jitter=0.5, reset_after=6
 CONNECT_STATUSES: Final = frozenset({"running", "stopping"})
 #: Commands after which the player list is re-read at once.
 PLAYER_COMMANDS: Final = frozenset({"kick", "ban"})
-NOT_CONNECTED: Final = "RCON is not connected"
+#: Bound on the ``bans`` read and on each ``addBan`` when bans are re-applied after a connect.
+BANS_TIMEOUT: Final = 8.0
+#: The store actor's name in the registry (``citadel.app``); without it bans are not re-applied.
+STORE_NAME: Final = "store"
+NOT_CONNECTED: Final = "RCON is not connected: the server is not running (or not ready yet)"
+LOGIN_REJECTED: Final = (
+    "RCON is not connected: the server rejected the RCON password; Citadel retries after the "
+    "server restarts"
+)
+RECONNECTING: Final = "RCON is reconnecting to the server; nothing was sent, try again shortly"
 NOT_CONFIGURED: Final = "RCON is not configured for this server"
 # ---------------------------------------------------------------------------------------------
 
@@ -189,6 +234,42 @@ def identify_players(rows: Iterable[RconPlayer], previous: Iterable[Player]) -> 
     return tuple(players)
 
 
+def is_bans_reply(text: str) -> bool:
+    """Whether ``text`` is a ``bans`` output (it has a section header even when empty)."""
+    return "GUID Bans:" in text or "IP Bans:" in text
+
+
+def bans_to_reapply(
+    stored: Iterable[StoredBan], listed: Iterable[ListedBan], now: float
+) -> list[str]:
+    """The ``addBan`` commands that bring Citadel's active bans back into BattlEye's list.
+
+    A stored ban is present when the list has an entry for its GUID (case-insensitive) or IP,
+    whatever its time left. Missing ones are re-added with the minutes they still have (at
+    least one; 0 = permanent, as BattlEye writes it); expired ones are not.
+    """
+    present = {(ban.kind, ban.id.lower()) for ban in listed}
+    commands: list[str] = []
+    for ban in stored:
+        if ban.guid:
+            key = ("guid", ban.guid.lower())
+        elif ban.ip:
+            key = ("ip", ban.ip.lower())
+        else:
+            continue
+        if key in present:
+            continue
+        if ban.expires_at is None:
+            minutes = 0
+        else:
+            left = ban.expires_at - now
+            if left <= 0:
+                continue
+            minutes = max(1, math.ceil(left / 60))
+        commands.append(f"addBan {key[1]} {minutes} {ban.reason}".rstrip())
+    return commands
+
+
 # --- the actor -------------------------------------------------------------------------------
 
 
@@ -217,10 +298,15 @@ class RconActorStatistics(msgspec.Struct, frozen=True, kw_only=True):
     players_events: int
     messages: int
     dropped_messages: int
+    ban_checks: int
+    bans_reapplied: int
     client: RConStatistics | None
 
 
-class RconActor(Actor[RconCommand]):
+RconRequest = RconCommand | KickPlayer | FindPlayer
+
+
+class RconActor(Actor[RconRequest]):
     """Keeps the server's RCON session, player list and rcon log lines (see module docstring).
 
     Args:
@@ -258,6 +344,8 @@ class RconActor(Actor[RconCommand]):
         self._players_events = 0
         self._messages = 0
         self._dropped = 0
+        self._ban_checks = 0
+        self._bans_reapplied = 0
 
     def statistics(self) -> RconActorStatistics:
         """Return the counters of this incarnation."""
@@ -273,6 +361,8 @@ class RconActor(Actor[RconCommand]):
             players_events=self._players_events,
             messages=self._messages,
             dropped_messages=self._dropped,
+            ban_checks=self._ban_checks,
+            bans_reapplied=self._bans_reapplied,
             client=client.statistics() if client is not None else None,
         )
 
@@ -283,38 +373,135 @@ class RconActor(Actor[RconCommand]):
         if self.runtime.config.rcon is not None:
             self.start_soon(self._follow_state)
 
-    async def handle(self, message: RconCommand) -> RconResult:
-        if not isinstance(message, RconCommand):
-            return RconResult(ok=False, error=f"unsupported message {type(message).__name__}")
-        return await self._command(message)
+    async def handle(self, message: RconRequest) -> RconResult | PlayerLookup:
+        if isinstance(message, RconCommand):
+            return await self._command(message.command, message.timeout)
+        if isinstance(message, KickPlayer):
+            return await self._kick(message)
+        if isinstance(message, FindPlayer):
+            return await self._find(message.player_id, message.timeout)
+        return _failed("invalid", f"unsupported message {type(message).__name__}")
 
     # --- commands ------------------------------------------------------------------------------
 
-    async def _command(self, message: RconCommand) -> RconResult:
+    def _not_connected(self) -> RconResult:
+        """Why there is no session: the server is not up (409), or it is coming back (503)."""
+        snapshot = self.runtime.state.current
+        run = snapshot.run
+        if run is not None and self._memory.login_failed_run == run.incarnation:
+            return _failed("not_connected", LOGIN_REJECTED)
+        if should_connect(snapshot):
+            return _failed("unavailable", RECONNECTING)
+        return _failed("not_connected", NOT_CONNECTED)
+
+    async def _command(self, command: str, timeout: float) -> RconResult:  # noqa: ASYNC109
         if self.runtime.config.rcon is None:
-            return RconResult(ok=False, error=NOT_CONFIGURED)
+            return _failed("not_configured", NOT_CONFIGURED)
         try:
-            encode_command_text(message.command)
+            encode_command_text(command)
         except ValueError as exc:
-            return RconResult(ok=False, error=str(exc))
-        if not message.timeout > 0:  # also refuses NaN
-            return RconResult(ok=False, error="timeout must be a positive number of seconds")
+            return _failed("invalid", str(exc))
+        if not timeout > 0:  # also refuses NaN
+            return _failed("invalid", "timeout must be a positive number of seconds")
         client = self._client
         if client is None or not client.connected:
-            return RconResult(ok=False, error=NOT_CONNECTED)
+            return self._not_connected()
+        no_reply = _failed(
+            "no_reply",
+            f"no reply from the server within {timeout:g} s; the command may or may not have "
+            "been applied",
+        )
         # The client honours its deadline; the scope also covers waiting for a free slot.
-        with anyio.move_on_after(message.timeout):
+        with anyio.move_on_after(timeout):
             try:
-                text = await client.command(message.command, timeout=message.timeout)
+                text = await client.command(command, timeout=timeout)
             except CommandTimeout:
-                return RconResult(ok=False, error=f"no reply within {message.timeout:g} s")
+                return no_reply
             except RConDisconnected as exc:
-                return RconResult(ok=False, error=f"RCON disconnected: {exc.reason}")
+                lost = (
+                    f"RCON disconnected while the command was in flight ({exc.reason}); it may "
+                    "or may not have reached the server"
+                )
+                snapshot = self.runtime.state.current
+                if should_connect(snapshot):
+                    return _failed(
+                        "unavailable",
+                        f"{lost}. It is not retried: RCON is reconnecting, try again shortly",
+                    )
+                return _failed("not_connected", f"{lost}; the server is {snapshot.status}")
             self.runtime.rcon.last_answer = anyio.current_time()
-            if message.command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:  # not blank
+            if command.split(maxsplit=1)[0].lower() in PLAYER_COMMANDS:  # not blank
                 self._wake.set()
             return RconResult(ok=True, output=text)
-        return RconResult(ok=False, error=f"no reply within {message.timeout:g} s")
+        return no_reply
+
+    async def _find(self, player_id: str, timeout: float) -> PlayerLookup:  # noqa: ASYNC109
+        """Read ``players`` now and find ``player_id`` in it (the list is published too)."""
+        result = await self._command("players", timeout)
+        if not result.ok:
+            return PlayerLookup(result)
+        table = parse_players(result.output)
+        if not is_players_reply(result.output, table):
+            self._bad_replies += 1
+            return PlayerLookup(
+                _failed("bad_reply", f"unexpected answer to players: {result.output[:200]!r}")
+            )
+        players = identify_players(table.players, self.runtime.rcon.players)
+        await self._set_players(players)
+        found = next((p for p in players if p.id == player_id), None)
+        return PlayerLookup(result, found)
+
+    async def _kick(self, message: KickPlayer) -> RconResult:
+        lookup = await self._find(message.player_id, message.timeout)
+        if not lookup.result.ok:
+            return lookup.result
+        player = lookup.player
+        if player is None or player.slot is None:
+            return _failed("gone", f"player {message.player_id!r} is no longer connected")
+        # Resolved a moment ago in a fresh list: the slot is this player's.
+        return await self._command(f"kick {player.slot} {message.reason}".rstrip(), message.timeout)
+
+    async def _reapply_bans(self, client: RConClient) -> None:
+        """Bring the store's active bans of this server back into BattlEye's list."""
+        store = self.runtime.registry.whereis(STORE_NAME)
+        if store is None:
+            return  # no store (a test without one): nothing recorded to re-apply
+        server_id = self.runtime.id
+        try:
+            stored: list[StoredBan] = await run_in_store(store, lambda s: s.list_bans(server_id))
+        except ActorError:
+            await self._system_log("warn", "RCON: could not read the stored bans to re-apply")
+            return
+        if not stored:
+            return
+        try:
+            text = await client.command("bans", timeout=BANS_TIMEOUT)
+            if not is_bans_reply(text):
+                await self._system_log(
+                    "warn",
+                    f"RCON: unexpected answer to bans, stored bans not re-applied: {text[:200]!r}",
+                )
+                return
+            applied = 0
+            for command in bans_to_reapply(stored, parse_bans(text), time.time()):
+                try:
+                    await client.command(command, timeout=BANS_TIMEOUT)
+                except ValueError as exc:  # not sendable (e.g. a reason from an older version)
+                    await self._system_log(
+                        "warn", f"RCON: a stored ban cannot be re-applied: {exc}"
+                    )
+                    continue
+                applied += 1
+                self._bans_reapplied += 1
+        except (CommandTimeout, RConDisconnected):
+            return  # no answer (or the link went down): the next connect tries again
+        self._ban_checks += 1
+        if applied:
+            await self._system_log(
+                "info",
+                f"RCON: re-applied {applied} ban(s) recorded by Citadel that were missing from "
+                "BattlEye's list",
+            )
 
     # --- session lifecycle -----------------------------------------------------------------
 
@@ -367,6 +554,7 @@ class RconActor(Actor[RconCommand]):
                     self.runtime.rcon.last_answer = started
                     async with anyio.create_task_group() as tasks:
                         tasks.start_soon(self._poll_loop, client)
+                        tasks.start_soon(self._reapply_bans, client)
                         await client.wait_disconnected()
                         tasks.cancel_scope.cancel()
             except LoginFailed:
@@ -476,6 +664,10 @@ class RconActor(Actor[RconCommand]):
         )
         self.runtime.log_history.append(event)
         await self.runtime.publish(event)
+
+
+def _failed(failure: RconFailure, error: str) -> RconResult:
+    return RconResult(ok=False, error=error, failure=failure)
 
 
 def spec(runtime: ServerRuntime) -> ChildSpec:

@@ -3,11 +3,24 @@
 Servers outside the caller's scope answer 404, exactly like servers that do not exist, so a
 scoped role cannot probe for ids. Lifecycle commands answer 202 at once (progress comes as
 ``serverStatus`` events) or 409 when the current state forbids them.
+
+RCON requests (``/rcon``, ``/message``, kick, ban) are never retried by Citadel. Their errors:
+422 a field that cannot be sent (named: ``message: ...``, ``reason: ...``); 409 RCON is not
+connected because the server is not running or rejected the password; 503 (``Retry-After``)
+RCON is reconnecting, or dropped while the command was in flight - try again; 504 no reply in
+time, the command may or may not have been applied; 404 the player is no longer connected.
+Kick and ban resolve the player id against a fresh ``players`` answer first (slots are reused).
+A ban is ``addBan <GUID|IP>``, then stored, then a kick: when that kick fails the answer is
+still 202 with ``banned: true, kicked: false, kickError``, because the ban was applied.
+
+Query parameters that are read (``level``, ``source``, ``q``, ``limit`` on ``/logs``) are
+validated with 422 bodies naming the parameter; others are ignored for now (the host-wide rule
+for unknown parameters belongs to the REST layer as a whole).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final, get_args
 
 import msgspec
 from litestar import Request, delete, get, patch, post
@@ -15,7 +28,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from citadel.auth import Principal
 from citadel.config import ServerConfig, describe_validation_error
-from citadel.games.battleye import encode_command_text
+from citadel.games.battleye import encode_command_text, find_control_character
 from citadel.messages import (
     LogEvent,
     LogLevel,
@@ -26,6 +39,7 @@ from citadel.messages import (
     utc_timestamp,
 )
 from citadel.messages.rest import (
+    BanOutcome,
     BanRequest,
     BanView,
     CommandAccepted,
@@ -37,9 +51,18 @@ from citadel.messages.rest import (
     ServerView,
 )
 from citadel.servers.fleet import Command, Fleet
-from citadel.servers.messages import RconCommand, RconResult, RestartServer, StartServer, StopServer
+from citadel.servers.messages import (
+    FindPlayer,
+    KickPlayer,
+    PlayerLookup,
+    RconCommand,
+    RconResult,
+    RestartServer,
+    StartServer,
+    StopServer,
+)
 from citadel.servers.runtime import RCON, ServerRuntime
-from citadel.store import Store
+from citadel.store import Ban, Store
 from citadel.store.actor import run_in_store
 from citadel.web.context import context_of
 from citadel.web.errors import ApiError
@@ -49,6 +72,24 @@ RCON_CALL_MARGIN = 2.0
 #: Refused on ``/rcon``: the stop ladder sends it, so that the exit is not taken for a crash.
 SHUTDOWN_COMMAND = "#shutdown"
 STOPPED_STATES = ("stopped", "crashed")
+#: ``Retry-After`` of a 503 while RCON reconnects (its backoff starts at 1 s).
+RCON_RETRY_AFTER: Final = 5
+#: How each ``RconResult.failure`` reaches a client: status and machine code.
+RCON_FAILURES: Final[dict[str, tuple[int, str]]] = {
+    "invalid": (422, "invalid_field"),
+    "not_configured": (409, "conflict"),
+    "not_connected": (409, "conflict"),
+    "unavailable": (503, "unavailable"),
+    "no_reply": (504, "no_reply"),
+    "bad_reply": (502, "bad_reply"),
+    "gone": (404, "not_found"),
+}
+LOG_LIMIT_DEFAULT: Final = 200
+LOG_LIMIT_MAX: Final = 5000
+#: Longest ``q`` of a log query.
+LOG_QUERY_MAX: Final = 200
+LOG_LEVELS: Final[tuple[str, ...]] = get_args(LogLevel)
+LOG_SOURCES: Final[tuple[str, ...]] = get_args(LogSource)
 
 
 def _fleet(request: Request[Any, Any, Any]) -> Fleet:
@@ -226,24 +267,58 @@ async def restart_server(
 # -- players and RCON ------------------------------------------------------------------------
 
 
+def _sendable(field: str, text: str) -> None:
+    """Refuse a request field that cannot travel in an RCON command line (422 naming it)."""
+    char = find_control_character(text)
+    if char is not None:
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"{field}: must not contain control characters or line breaks "
+            f"(found U+{ord(char):04X})",
+        )
+
+
+def _rcon_error(result: RconResult, field: str = "command") -> ApiError:
+    """The API error for a failed RCON request (see the module docstring)."""
+    status, code = RCON_FAILURES.get(result.failure or "", (409, "conflict"))
+    message = result.error or "the RCON command failed"
+    if status == 422:
+        message = f"{field}: {message}"
+    headers = {"Retry-After": str(RCON_RETRY_AFTER)} if status == 503 else None
+    return ApiError(status, code, message, headers)
+
+
+async def _ask(
+    runtime: ServerRuntime, request: RconCommand | KickPlayer | FindPlayer, commands: int = 1
+) -> Any:
+    """Call the rcon actor (``commands``: how many RCON round trips the request takes)."""
+    address = runtime.sibling(RCON)
+    if address is None or not address.alive:
+        raise ApiError(
+            503,
+            "unavailable",
+            "RCON is not available (its actor is restarting); try again shortly",
+            {"Retry-After": str(RCON_RETRY_AFTER)},
+        )
+    return await address.call(request, commands * request.timeout + RCON_CALL_MARGIN)
+
+
 async def _rcon(runtime: ServerRuntime, command: str, field: str = "command") -> str:
-    """Run ``command`` through the rcon actor; a command it cannot send is a 422 on ``field``
-    (the request field the command was built from)."""
+    """Run ``command`` through the rcon actor; errors as in the module docstring (a command it
+    cannot send is a 422 on ``field``, the request field the command was built from)."""
     try:
         encode_command_text(command)
     except ValueError as error:
         raise ApiError(422, "invalid_field", f"{field}: {error}") from None
-    address = runtime.sibling(RCON)
-    if address is None or not address.alive:
-        raise ApiError(409, "conflict", "RCON is not available (the actor is restarting)")
-    request = RconCommand(command)
-    result: RconResult = await address.call(request, request.timeout + RCON_CALL_MARGIN)
+    result: RconResult = await _ask(runtime, RconCommand(command))
     if not result.ok:
-        raise ApiError(409, "conflict", result.error or "the RCON command failed")
+        raise _rcon_error(result, field)
     return result.output
 
 
 def _player(runtime: ServerRuntime, player_id: str) -> Player:
+    """A player of the last list (404 otherwise: ids never listed cost no RCON traffic)."""
     for player in runtime.rcon.players:
         if player.id == player_id:
             return player  # type: ignore[no-any-return]  # RconFacts holds Player records
@@ -271,10 +346,12 @@ async def kick_player(
     data: JSONBody[KickRequest],
 ) -> CommandAccepted:
     runtime = _runtime(request, principal, server_id, "players.kick")
-    player = _player(runtime, player_id)
-    if player.slot is None:
-        raise ApiError(409, "conflict", "the player has no RCON slot yet")
-    await _rcon(runtime, f"kick {player.slot} {data.reason}".rstrip(), "reason")
+    _player(runtime, player_id)
+    _sendable("reason", data.reason)
+    # The rcon actor re-reads the list and kicks the slot this id has now (or answers 404).
+    result: RconResult = await _ask(runtime, KickPlayer(player_id, data.reason), commands=2)
+    if not result.ok:
+        raise _rcon_error(result, "reason")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
 
 
@@ -285,13 +362,22 @@ async def ban_player(
     server_id: FromPath[str],
     player_id: FromPath[str],
     data: JSONBody[BanRequest],
-) -> BanView:
-    """Ban a connected player: applied through RCON, then recorded in SQLite.
+) -> BanOutcome:
+    """Ban a listed player: ``addBan`` by GUID (by IP before the GUID is known), recorded in
+    SQLite, then a kick.
 
-    A ban RCON refused (link down, command failed) is not recorded: 409, nothing changed.
+    The player is looked up in a fresh ``players`` answer first, for the newest GUID; one who
+    left meanwhile is banned by what the list showed (a GUID or IP is the person's, whatever
+    slot they had) and not kicked. A ban RCON refused is not recorded (nothing changed). A kick
+    that fails after the ban leaves the ban in place: 202 with ``kicked: false, kickError``.
     """
     runtime = _runtime(request, principal, server_id, "players.ban")
-    player = _player(runtime, player_id)
+    listed = _player(runtime, player_id)
+    _sendable("reason", data.reason)
+    lookup: PlayerLookup = await _ask(runtime, FindPlayer(player_id))
+    if not lookup.result.ok:
+        raise _rcon_error(lookup.result, "reason")
+    player = lookup.player or listed
     if player.guid is None and player.ip is None:
         raise ApiError(409, "conflict", "the player has neither a GUID nor an IP yet")
     ctx = context_of(request)
@@ -310,9 +396,18 @@ async def ban_player(
         )
 
     ban = await run_in_store(ctx.db, record)
-    if player.slot is not None:
-        await _rcon(runtime, f"kick {player.slot} {data.reason or 'banned'}", "reason")
-    return BanView(
+    if lookup.player is None:
+        kick = RconResult(
+            ok=False, error=f"player {player_id!r} is no longer connected", failure="gone"
+        )
+    else:
+        kick = await _ask(runtime, KickPlayer(player_id, data.reason or "banned"), commands=2)
+    return ban_outcome(ban, kick)
+
+
+def ban_outcome(ban: Ban, kick: RconResult) -> BanOutcome:
+    """The answer to an applied and recorded ``ban``, with how the kick after it went."""
+    return BanOutcome(
         id=ban.id,
         server_id=ban.server_id,
         guid=ban.guid,
@@ -321,6 +416,9 @@ async def ban_player(
         minutes=ban.minutes,
         created_by=ban.created_by,
         created_at=utc_timestamp(ban.created_at),
+        banned=True,
+        kicked=kick.ok,
+        kick_error=None if kick.ok else kick.error or "the kick failed",
     )
 
 
@@ -334,6 +432,7 @@ async def rcon_command(
     """Run one RCON command (audited) and return its output."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
     request.scope.setdefault("state", {})["audit_detail"] = {"command": data.command}
+    _sendable("command", data.command)
     if data.command.strip().lower().split(maxsplit=1)[:1] == [SHUTDOWN_COMMAND]:
         # Through raw RCON the exit would look like a crash and be restarted.
         raise ApiError(
@@ -351,6 +450,7 @@ async def send_message(
 ) -> CommandAccepted:
     """Broadcast a chat message to every player (``say -1``)."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
+    _sendable("message", data.message)
     await _rcon(runtime, f"say -1 {data.message}", "message")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
 
@@ -358,29 +458,59 @@ async def send_message(
 # -- logs and metrics ------------------------------------------------------------------------
 
 
+def _one_of(name: str, value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None or value in allowed:
+        return value
+    raise ApiError(
+        422, "invalid_field", f"{name}: must be one of {', '.join(allowed)} (got {value!r})"
+    )
+
+
+def _log_limit(value: str | None) -> int:
+    if value is None:
+        return LOG_LIMIT_DEFAULT
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= LOG_LIMIT_MAX:
+        raise ApiError(
+            422,
+            "invalid_field",
+            f"limit: must be a whole number from 1 to {LOG_LIMIT_MAX} (got {value[:40]!r})",
+        )
+    return int(text)
+
+
 @get("/api/servers/{server_id:str}/logs")
 async def get_logs(
     request: Request[Any, Any, Any],
     principal: Caller,
     server_id: FromPath[str],
-    level: FromQuery[LogLevel | None] = None,
-    source: FromQuery[LogSource | None] = None,
+    level: FromQuery[str | None] = None,
+    source: FromQuery[str | None] = None,
     q: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 200,
+    limit: FromQuery[str | None] = None,
 ) -> list[LogEvent]:
-    """Recent log entries, oldest first; filter by level, source and a substring."""
+    """Recent log entries, oldest first; filter by level, source and a substring.
+
+    ``level`` and ``source`` take one value each, ``q`` up to 200 characters (matched
+    case-insensitively), ``limit`` 1-5000 (default 200, the newest kept).
+    """
     runtime = _runtime(request, principal, server_id, "logs.view")
-    if not 1 <= limit <= 5000:
-        raise ApiError(422, "invalid_field", "limit: must be between 1 and 5000")
+    wanted_level = _one_of("level", level, LOG_LEVELS)
+    wanted_source = _one_of("source", source, LOG_SOURCES)
+    if q is not None and len(q) > LOG_QUERY_MAX:
+        raise ApiError(
+            422, "invalid_field", f"q: at most {LOG_QUERY_MAX} characters (got {len(q)})"
+        )
+    count = _log_limit(limit)
     needle = q.casefold() if q else None
     found = [
         entry
         for entry in runtime.log_history
-        if (level is None or entry.level == level)
-        and (source is None or entry.source == source)
+        if (wanted_level is None or entry.level == wanted_level)
+        and (wanted_source is None or entry.source == wanted_source)
         and (needle is None or needle in entry.message.casefold())
     ]
-    return found[-limit:]
+    return found[-count:]
 
 
 @get("/api/servers/{server_id:str}/metrics/history")

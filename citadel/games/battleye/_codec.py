@@ -73,6 +73,16 @@ def encode_login(password: str) -> bytes:
     return bytes(ClientLoginPacket(raw).data)
 
 
+def find_control_character(text: str) -> str | None:
+    """The first character of ``text`` that no RCon command may carry (a control character, a
+    line or paragraph separator), or ``None``. Use it to check a piece of a command (a chat
+    message, a kick reason) and name that piece in the error."""
+    for char in text:
+        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
+            return char
+    return None
+
+
 def encode_command_text(command: str) -> bytes:
     """Return ``command`` as the UTF-8 bytes to send, after checking it is a sendable command.
 
@@ -83,9 +93,9 @@ def encode_command_text(command: str) -> bytes:
     """
     if not command.strip():
         raise ValueError("an RCon command cannot be empty or blank")
-    for char in command:
-        if unicodedata.category(char) in _FORBIDDEN_CATEGORIES:
-            raise ValueError(f"an RCon command cannot contain control character {char!r}")
+    char = find_control_character(command)
+    if char is not None:
+        raise ValueError(f"an RCon command cannot contain control character {char!r}")
     raw = command.encode()  # lone surrogates raise UnicodeEncodeError, a ValueError
     if len(raw) + COMMAND_HEADER > MAX_DATAGRAM:
         raise ValueError(f"command too long: {len(raw)} bytes")

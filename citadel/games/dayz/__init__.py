@@ -10,6 +10,7 @@ never drags in the others):
 * ``logfiles``: which files in a profile directory belong to the current process.
 * ``tail``: the byte-to-line splitter and the ``FileTail`` reader.
 * ``beconfig``: rendering and atomically writing ``beserver_x64.cfg``.
+* ``ids``: the BattlEye GUID and the DayZ player id of a Steam64 id.
 
 Every parser accepts arbitrary text and never raises on garbage: what it cannot read comes back
 as an ``Unknown``-style record or ``None``.

@@ -3,12 +3,16 @@
 Both the engine report (``*.RPT``) and the script log (``script_*.log``) share one line shape
 (formats.md §1.2–1.4): an optional header without timestamps, then ``H:MM:SS[.mmm] message``
 lines, each possibly followed by untimestamped continuation lines (stack traces, compiler
-diagnostics). An *entry* is one timestamped line plus its continuation lines.
+diagnostics). An *entry* is one timestamped line plus its continuation lines. A blank line
+is an entry of its own and ends the entry before it (formats.md §5.17: ``"Line A\nLine B\n\n
+Line C\n"`` is four ``log`` entries, the blank one included, in order).
 
 :class:`RptParser` is the incremental part (current date, pending entry); everything else is a
 pure function. Feed it complete lines (see ``tail.LineSplitter``); it returns finished
-:class:`RptEntry` records. An entry is finished when the next timestamped line arrives or on
-:meth:`RptParser.flush` (call it when the file goes idle, or the last entry would wait forever).
+:class:`RptEntry` records. An entry is finished when the next timestamped (or blank) line
+arrives or on :meth:`RptParser.flush`. :class:`EntryGrouper` adds *when* to flush on the
+caller's clock: an entry whose head may have continuation lines (`may_continue`) is held for a
+short grace after its last line, any other is finished at the end of the read that brought it.
 
 Example:
     >>> p = RptParser()
@@ -32,6 +36,7 @@ __all__ = [
     "AverageFps",
     "CompileDiagnostic",
     "EngineFatal",
+    "EntryGrouper",
     "Level",
     "MissionRead",
     "PlayerConnected",
@@ -47,6 +52,7 @@ __all__ = [
     "StackFrame",
     "classify",
     "detect_event",
+    "may_continue",
     "parse_current_time",
     "parse_tag",
     "parse_timestamp",
@@ -57,6 +63,10 @@ Level = Literal["debug", "info", "warn", "error"]
 # --- defaults -------------------------------------------------------------------------------
 MAX_CONTINUATION_LINES: Final = 500
 """Continuation lines kept in one entry; further ones become entries of their own."""
+ENTRY_GRACE: Final = 0.5
+"""Seconds a pending entry that may still grow (`may_continue`) waits for its next line. DayZ
+may flush a script error's head and its ``Class:``/``Stack trace:`` lines separately; an
+entry that cannot grow is never held back (the log latency target is p99 <= 50 ms)."""
 ROLLOVER_MIN_BACKSTEP: Final = timedelta(hours=1)
 """A time this much earlier than the previous line means midnight passed. Smaller back-steps
 (out-of-order threads, a DST fall-back of exactly one hour) keep the date."""
@@ -271,6 +281,19 @@ def classify(message: str, continuation: tuple[str, ...] = ()) -> Level:
     return "info"
 
 
+def may_continue(message: str) -> bool:
+    """Whether an entry whose timestamped line is ``message`` may still get continuation lines.
+
+    Script and engine errors (``(E)``, ``(F)``) carry ``Class:``/``Function:``/``Stack trace:``
+    lines or compiler diagnostics, possibly written after a pause; ordinary lines are written
+    whole, so a lone ordinary line is complete as soon as it is read.
+    """
+    tag = parse_tag(message)
+    if tag is not None and tag[1] in ("E", "F"):
+        return True
+    return _COMPILE_RE.search(message) is not None
+
+
 def _to_int(text: str) -> int | None:
     try:
         return int(text)
@@ -390,12 +413,26 @@ class RptParser:
         """The date applied to the next timestamped line (``None`` if unknown)."""
         return self._date
 
+    @property
+    def pending(self) -> bool:
+        """Whether an entry is waiting for more lines (or for `flush`)."""
+        return self._pending is not None
+
+    @property
+    def pending_may_continue(self) -> bool:
+        """Whether the pending entry may still grow: its head `may_continue`, or it already
+        has continuation lines (a multi-line block whose end is not known yet)."""
+        if self._pending is None:
+            return False
+        return bool(self._cont) or may_continue(self._pending[2])
+
     def feed(self, line: str) -> list[RptEntry]:
         """Take one complete line; return the entries it finishes (zero, one or two)."""
         out: list[RptEntry] = []
         stamped = parse_timestamp(line)
         if stamped is None:
-            if self._pending is not None and len(self._cont) < self._max_continuation:
+            blank = not line.strip()
+            if not blank and self._pending is not None and len(self._cont) < self._max_continuation:
                 self._cont.append(line)
                 return out
             out += self.flush()
@@ -430,3 +467,59 @@ class RptParser:
             if back > ROLLOVER_MIN_BACKSTEP:
                 self._date += timedelta(days=1)
         return datetime.combine(self._date, clock)
+
+
+class EntryGrouper:
+    """An `RptParser` that also decides when a pending entry is complete, on the caller's clock.
+
+    The parser finishes an entry when the next timestamped or blank line arrives. Beyond that:
+
+    * `due` at the end of a read finishes a pending entry that cannot grow
+      (`RptParser.pending_may_continue` is false) at once: an ordinary line is never held back;
+    * an entry that may grow is finished by `due` once ``grace`` seconds passed since its last
+      line, so a script error whose stack trace is written a moment after its head stays one
+      entry; `deadline` says when, so the caller can wake up for it;
+    * `flush` finishes it regardless (the file is drained).
+
+    Times are whatever clock the caller passes (``anyio.current_time()`` in the logs actor).
+
+    Example:
+        >>> g = EntryGrouper(RptParser(), grace=0.5)
+        >>> g.feed("18:55:01.332 SCRIPT    (E): NULL pointer to instance", now=10.0)
+        []
+        >>> g.due(now=10.2), g.deadline
+        ([], 10.5)
+        >>> [e.continuation for e in g.feed("Class: 'X'", now=10.4) + g.due(now=10.95)]
+        [("Class: 'X'",)]
+    """
+
+    def __init__(self, parser: RptParser, *, grace: float = ENTRY_GRACE) -> None:
+        """Wrap ``parser``; entries that may grow wait ``grace`` seconds for their next line."""
+        self.parser = parser
+        self._grace = grace
+        self._last_line = 0.0
+
+    @property
+    def deadline(self) -> float | None:
+        """When the pending entry becomes due (``None``: nothing pending)."""
+        if not self.parser.pending:
+            return None
+        if not self.parser.pending_may_continue:
+            return self._last_line
+        return self._last_line + self._grace
+
+    def feed(self, line: str, now: float) -> list[RptEntry]:
+        """Take one complete line read at ``now``; return the entries it finishes."""
+        self._last_line = now
+        return self.parser.feed(line)
+
+    def due(self, now: float) -> list[RptEntry]:
+        """Finish the pending entry if it cannot grow or its grace is over (call after a read)."""
+        deadline = self.deadline
+        if deadline is None or now < deadline:
+            return []
+        return self.parser.flush()
+
+    def flush(self) -> list[RptEntry]:
+        """Finish the pending entry now (the file was drained)."""
+        return self.parser.flush()

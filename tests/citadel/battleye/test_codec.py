@@ -9,7 +9,7 @@ from berconpy.protocol import ServerCommandPacket, ServerLoginPacket, ServerMess
 from hypothesis import given
 from hypothesis import strategies as st
 
-from citadel.games.battleye import encode_command_text
+from citadel.games.battleye import encode_command_text, find_control_character
 from citadel.games.battleye._codec import (
     CommandPart,
     Garbage,
@@ -147,6 +147,13 @@ def test_command_text_is_utf8_bytes() -> None:
 def test_unsendable_commands_are_refused(command: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies by cause
         encode_command_text(command)
+
+
+def test_the_first_forbidden_character_is_found() -> None:
+    assert find_control_character("a perfectly fine reason: (x) é Привет") is None
+    assert find_control_character("hi \x1b[31m there\n") == "\x1b"
+    assert find_control_character("a\u2029b") == "\u2029"
+    assert find_control_character("") is None
 
 
 def test_sizes_are_counted_in_bytes() -> None:

@@ -18,6 +18,7 @@ def test_all_is_the_documented_surface() -> None:
         "RConStatistics",
         "RConUnreachable",
         "encode_command_text",
+        "find_control_character",
         "open_rcon",
         "run_forever",
     }

@@ -297,6 +297,7 @@ async def test_old_run_is_drained_after_exit_before_the_new_run_is_read(tmp_path
         runtime.state.update(exited=True, status="stopped", ready=False)
         runtime.state.update(status="starting", exited=False, run=run_info(profile, 2, second))
         await published.wait_message("second run")
+        await published.wait_message("AdminLog started on 2024-05-01 at 19:00:01")
         messages = published.messages()
         old_last = messages.index('Player "PlayerOne"(id=PLACEHOLDERid1=) has been disconnected')
         assert old_last < messages.index("AdminLog started on 2024-05-01 at 19:00:01")
@@ -373,6 +374,102 @@ async def test_lines_written_just_before_exit_are_drained(tmp_path: Path) -> Non
         assert event.message == "Server shutting down\nstack line without newline"
         await wait_until(lambda: actor.statistics().runs == 0)
         assert actor.statistics().files == 0
+
+
+def running_rpt(tmp_path: Path, runtime: ServerRuntime) -> Path:
+    """A running server's RPT (header written) in a fresh profile dir."""
+    profile = tmp_path / "profiles"
+    profile.mkdir()
+    started = time.time()
+    rpt = profile / names(started)[0]
+    append(rpt, RPT_HEADER)
+    runtime.state.update(status="running", ready=True, run=run_info(profile, 1, started))
+    return rpt
+
+
+async def quiet_polls(actor: LogsActor, lines: int, polls: int = 3) -> None:
+    """Wait until the actor has read ``lines`` lines in all and then polled ``polls`` more
+    times without finding any (the old code flushed a pending entry after one)."""
+    await wait_until(lambda: actor.statistics().lines == lines)
+    seen = actor.statistics().polls
+    await wait_until(lambda: actor.statistics().polls >= seen + polls)
+
+
+SCRIPT_ERROR_REST = (
+    "Class:      'ExampleModManager'\n"
+    "Function: 'OnUpdate'\n"
+    "Stack trace:\n"
+    "ExampleMod/scripts/4_world/examplemodmanager.c:88\n"
+)
+
+
+async def test_a_script_error_whose_stack_trace_comes_later_is_one_event(tmp_path: Path) -> None:
+    """The writer flushes the head, pauses, then writes the rest of the block."""
+    runtime, published = make_runtime(tmp_path)
+    rpt = running_rpt(tmp_path, runtime)
+    async with logs_actor(runtime, use_inotify=False, entry_grace=60.0) as actor:
+        await published.wait_message("Version 1.25")
+        lines = actor.statistics().lines
+        append(rpt, "18:55:01.332 SCRIPT    (E): AUDITMARK NULL pointer\n")
+        await quiet_polls(actor, lines + 1)
+        append(rpt, SCRIPT_ERROR_REST)
+        await quiet_polls(actor, lines + 5)
+        assert not any("AUDITMARK" in m for m in published.messages())
+        append(rpt, "18:55:02.000 SCRIPT       : next\n")
+        await published.wait_message("next")
+        after = published.messages(rpt.name)[
+            published.messages(rpt.name).index("Version 1.25.158593") + 1 :
+        ]
+        assert after == [
+            "SCRIPT    (E): AUDITMARK NULL pointer\n" + SCRIPT_ERROR_REST.rstrip("\n"),
+            "SCRIPT       : next",
+        ]
+        assert published.logs(rpt.name)[-2].level == "error"
+
+
+async def test_ordinary_lines_are_not_held_and_an_error_head_waits_until_drained(
+    tmp_path: Path,
+) -> None:
+    runtime, published = make_runtime(tmp_path)
+    rpt = running_rpt(tmp_path, runtime)
+    # A grace far beyond the wait bound: what arrives did not wait for it.
+    async with logs_actor(runtime, entry_grace=60.0) as actor:
+        await published.wait_message("Version 1.25")
+        append(rpt, "18:00:00.000 an ordinary line\n")
+        await published.wait_message("an ordinary line")
+        lines = actor.statistics().lines
+        append(rpt, "18:00:01.000 SCRIPT    (E): boom\n")
+        await quiet_polls(actor, lines + 1, polls=1)
+        assert "SCRIPT    (E): boom" not in published.messages()
+        runtime.state.update(status="stopped", exited=True)  # drained: nothing more can come
+        event = await published.wait_message("boom")
+        assert (event.message, event.level) == ("SCRIPT    (E): boom", "error")
+
+
+async def test_a_lone_error_line_is_published_once_the_grace_is_over(tmp_path: Path) -> None:
+    runtime, published = make_runtime(tmp_path)
+    rpt = running_rpt(tmp_path, runtime)
+    async with logs_actor(runtime, entry_grace=0.2):
+        await published.wait_message("Version 1.25")
+        append(rpt, "18:55:01.332 SCRIPT    (E): AUDITMARK NULL pointer\n")
+        event = await published.wait_message("AUDITMARK")
+        assert (event.message, event.level) == ("SCRIPT    (E): AUDITMARK NULL pointer", "error")
+
+
+async def test_blank_lines_are_events_of_their_own(tmp_path: Path) -> None:
+    runtime, published = make_runtime(tmp_path)
+    rpt = running_rpt(tmp_path, runtime)
+    async with logs_actor(runtime):
+        await published.wait_message("Version 1.25")
+        append(rpt, "18:00:00.000 Line A\nLine B\n\nLine C\n18:00:01.000 end\n")
+        await published.wait_message("end")
+        messages = published.messages(rpt.name)
+        assert messages[messages.index("Line A\nLine B") :] == [
+            "Line A\nLine B",
+            "",
+            "Line C",
+            "end",
+        ]
 
 
 async def test_console_and_system_lines(tmp_path: Path) -> None:

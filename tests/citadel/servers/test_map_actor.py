@@ -22,23 +22,28 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors import Registry, open_actor
-from citadel.config import ServerConfig
+from citadel.config import RconConfig, ServerConfig
 from citadel.games.dayz.adm import AdmPlayer
 from citadel.games.dayz.adm import Position as AdmPosition
-from citadel.messages import Event, MapDataEvent, MapPlayer, Position, Vehicle
+from citadel.games.dayz.ids import battleye_guid
+from citadel.messages import Event, MapDataEvent, MapPlayer, Player, Position, Vehicle
 from citadel.servers.identity import ProcessIdentity, read_identity
 from citadel.servers.map import (
     INTERVAL,
     MapActor,
+    PlayerKeys,
     Snapshot,
     adm_players_on_map,
     decode_snapshot,
+    link_player_ids,
+    snapshot_keys,
     snapshot_on_map,
     spec,
 )
-from citadel.servers.runtime import MAP, RunInfo, ServerRuntime
+from citadel.servers.rcon import RconActor
+from citadel.servers.runtime import MAP, RCON, RunInfo, ServerRuntime
 from tests._virtual_time import VirtualTimeEventLoop
-from tests.dayzsim._harness import running
+from tests.dayzsim._harness import PASSWORD, running
 
 pytestmark = pytest.mark.anyio
 
@@ -207,6 +212,61 @@ def test_adm_players_map_pos_x_z_alt_to_engine_order() -> None:
     )
 
 
+GUID_1 = "0123456789abcdef0123456789abcdef"
+GUID_2 = "fedcba9876543210fedcba9876543210"
+
+
+def on_map(source_id: str, name: str) -> MapPlayer:
+    return MapPlayer(id=source_id, name=name, position=Position(x=1.0, y=2.0, z=3.0))
+
+
+def listed(player_id: str, name: str, guid: str | None = None, slot: int = 0) -> Player:
+    return Player(id=player_id, name=name, ping=30, guid=guid, slot=slot)
+
+
+def test_map_players_take_the_players_list_ids() -> None:
+    steam = "76561190000000007"
+    players = [
+        listed("0-aaaa", "PlayerOne", GUID_1, slot=0),
+        listed("1-bbbb", "Player Two", None, slot=1),
+        listed("2-cccc", "Twin", GUID_2, slot=2),
+        listed("3-dddd", "Twin", None, slot=3),
+        listed("4-eeee", "From Steam", battleye_guid(steam), slot=4),
+    ]
+    keys = {
+        "dz-1": PlayerKeys(guid=GUID_1.upper()),  # GUID, any case
+        "dz-4": PlayerKeys(steam_id=steam),  # GUID derived from the Steam64 id
+        "dz-3": PlayerKeys(slot=3),  # namesakes: the slot decides
+    }
+    map_players = [
+        on_map("dz-1", "renamed since"),
+        on_map("dz-2", "Player Two"),  # a unique name
+        on_map("dz-3", "Twin"),
+        on_map("dz-5", "Twin"),  # namesakes and no slot: not linked
+        on_map("dz-4", "From Steam"),
+        on_map("dz-6", "Nobody Listed"),  # not on the RCON list: keeps its own id
+    ]
+    linked = link_player_ids(map_players, keys, players)
+    assert [p.id for p in linked] == ["0-aaaa", "1-bbbb", "3-dddd", "dz-5", "4-eeee", "dz-6"]
+    assert [p.name for p in linked] == [p.name for p in map_players]  # nothing else changes
+    assert link_player_ids(map_players, keys, ()) == tuple(map_players)
+
+
+def test_one_listed_id_is_never_given_to_two_map_players() -> None:
+    players = [listed("0-aaaa", "Same", GUID_1)]
+    twice = [on_map("dz-1", "Same"), on_map("dz-2", "Other")]
+    keys = {"dz-2": PlayerKeys(guid=GUID_1)}
+    assert [p.id for p in link_player_ids(twice, keys, players)] == ["0-aaaa", "dz-2"]
+
+
+def test_snapshot_keys_come_from_the_simulator_format() -> None:
+    decoded = decode_snapshot(snapshot_json([("PlayerOne", 1.0)]))
+    assert decoded is not None
+    assert snapshot_keys(decoded) == {
+        "id-PlayerOne": PlayerKeys(guid="0" * 32, steam_id="76561190000000001", slot=0)
+    }
+
+
 def test_spec_names_the_child() -> None:
     runtime, _ = make_runtime(Path("/nonexistent"))
     child = spec(runtime)
@@ -352,3 +412,50 @@ async def test_with_the_simulator_positions_are_published(tmp_path: Path) -> Non
             sim.proc.wait(timeout=10)
             runtime.state.update(status="crashed", exited=True)
             await published.wait_for(lambda e: not e.players and not e.vehicles)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # real time: a real process
+async def test_with_the_simulator_map_players_carry_the_players_list_ids(tmp_path: Path) -> None:
+    env = {"DAYZSIM_PLAYERS": "3", "DAYZSIM_LOBBY_TICKS": "1"}
+    async with running(tmp_path, env) as sim:
+        published = Published()
+        events: list[Event] = []
+
+        async def publish(event: Event) -> bool:
+            events.append(event)
+            if isinstance(event, MapDataEvent):
+                return await published(event)
+            return True
+
+        config = ServerConfig(
+            id="alpha",
+            name="Alpha",
+            install_dir=str(tmp_path),
+            executable="DayZServer",
+            rcon=RconConfig(password=PASSWORD, port=sim.rcon_port),
+        )
+        runtime = ServerRuntime(config=config, registry=Registry(), publish=publish)
+        identity = read_identity(sim.proc.pid)
+        assert identity is not None
+        run = RunInfo(
+            incarnation=1,
+            identity=identity,
+            started_at=identity.create_time,
+            profile_dir=str(sim.profile),
+        )
+        runtime.state.update(status="running", ready=True, run=run)
+        rcon = RconActor(runtime, players_interval=0.05)
+        async with (
+            open_actor(rcon, name=runtime.child_name(RCON), registry=runtime.registry),
+            map_actor(runtime, interval=0.05),
+        ):
+
+            def linked(event: MapDataEvent) -> bool:
+                ids = {p.id for p in runtime.rcon.players}
+                return len(event.players) == 3 and {p.id for p in event.players} == ids
+
+            event = await published.wait_for(linked)
+            by_id = {p.id: p for p in runtime.rcon.players}
+            for player in event.players:
+                assert by_id[player.id].name == player.name
+                assert not player.id.endswith("=")  # not the DayZ id any more

@@ -23,8 +23,9 @@ from citadel.config import ServerConfig
 from citadel.messages import Event, MetricsEvent, Player
 from citadel.servers.identity import read_identity
 from citadel.servers.metrics import MetricsActor, build_metrics_event, should_sample, spec
-from citadel.servers.process_control import GroupSample
+from citadel.servers.process_control import GroupSample, ProcessGroupSampler, ProcessTable
 from citadel.servers.runtime import RunInfo, ServerRuntime, ServerSnapshot
+from tests.citadel.servers.conftest import Reaper
 from tests.dayzsim._harness import BASE_ENV
 
 pytestmark = pytest.mark.anyio
@@ -275,3 +276,100 @@ async def test_a_run_whose_process_is_already_gone(tmp_path: Path, sims: Sims) -
     async with running(runtime) as actor:
         await wait_until(lambda: actor.statistics().vanished == 1)
         assert recorder.events == []
+
+
+# --- group and session members that are no longer descendants ---------------------------------
+
+#: A "server" that leaves two processes behind its dead intermediate child, both re-parented to
+#: init (or a subreaper): C stays in the server's process group and spins; B moves to a group of
+#: its own inside the server's session. Each holds 32 MiB. The server prints "<B> <C>".
+ORPHANS = r"""
+import os, sys, time
+
+def hold(spin):
+    block = bytearray(32 * 1024 * 1024)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    os.write(ready_w, b"x")
+    while True:
+        if not spin:
+            time.sleep(1)
+
+ready_r, ready_w = os.pipe()
+pids_r, pids_w = os.pipe()
+middle = os.fork()
+if middle == 0:
+    b = os.fork()
+    if b == 0:
+        os.setpgid(0, 0)
+        hold(False)
+    c = os.fork()
+    if c == 0:
+        hold(True)
+    os.write(pids_w, f"{b} {c}\n".encode())
+    os._exit(0)
+os.waitpid(middle, 0)
+pids = os.read(pids_r, 100).decode()
+for _ in range(2):
+    os.read(ready_r, 1)
+sys.stdout.write(pids)
+sys.stdout.flush()
+while True:
+    time.sleep(1)
+"""
+
+MIB = 1 << 20
+
+
+def spawn_orphans(reaper: Reaper) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", ORPHANS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    reaper.track_pid(proc.pid)
+    return proc
+
+
+async def start_orphans(reaper: Reaper) -> tuple[subprocess.Popen[bytes], int, int]:
+    proc = spawn_orphans(reaper)
+    assert proc.stdout is not None
+    with anyio.fail_after(10):
+        line = await anyio.to_thread.run_sync(proc.stdout.readline)
+    b, c = (int(pid) for pid in line.split())
+    reaper.track_pid(b)
+    reaper.track_pid(c)
+    return proc, b, c
+
+
+async def test_group_and_session_members_re_parented_to_init_are_measured(
+    tmp_path: Path, reaper: Reaper
+) -> None:
+    proc, b, c = await start_orphans(reaper)
+    try:
+        assert os.getpgid(c) == proc.pid
+        assert os.getpgid(b) == b
+        assert os.getsid(b) == proc.pid
+        identity = read_identity(proc.pid)
+        assert identity is not None
+        sampler = ProcessGroupSampler(identity, table=ProcessTable(max_age=0))
+        first = sampler.sample()
+        assert first is not None
+        assert first.processes == 3
+        assert {i.pid for i in sampler.known_processes()} == {proc.pid, b, c}
+        assert first.ram_bytes > 64 * MIB  # both 32 MiB holders are counted
+
+        runtime, recorder = make_runtime(tmp_path)
+        async with running(runtime):
+            announce(runtime, proc, 1)
+            # The shared process table may be up to a second old: a later sample sees them.
+            await recorder.wait_for(lambda e: e.ram_bytes > 64 * MIB)
+            # C spins on one core (the server itself sleeps): a sample shows it, however busy
+            # the host is.
+            await recorder.wait_for(lambda e: e.cpu > 100 / (os.cpu_count() or 1) * 0.2)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()

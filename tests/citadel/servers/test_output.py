@@ -65,7 +65,9 @@ def test_exit_status_from_returncode(returncode: int, expected: ExitStatus) -> N
 
 
 def test_stat_line_parsing_survives_odd_command_names() -> None:
-    assert _posix._parse_stat(b"42 (a b) c)) S 7 42 42 0") == _posix.StatEntry(ppid=7, pgrp=42)
+    assert _posix._parse_stat(b"42 (a b) c)) S 7 42 42 0") == _posix.StatEntry(
+        ppid=7, pgrp=42, session=42
+    )
     assert _posix._parse_stat(b"garbage") is None
     assert _posix._parse_stat(b"42 (x) S") is None
     assert _posix._parse_stat(b"42 (x) S nope 1") is None

@@ -19,19 +19,31 @@ from typing import Any
 import anyio
 import pytest
 
-from actors import Address, Registry, open_actor
+from actors import Address, Backoff, Registry, open_actor
 from actors.testing import Probe
 from citadel.config import RconConfig, ServerConfig
+from citadel.games.battleye import RConSettings
 from citadel.games.dayz.beconfig import write_beserver_cfg
-from citadel.games.dayz.rcon_text import PlayerTable, RconPlayer, parse_server_message
+from citadel.games.dayz.rcon_text import Ban as ListedBan
+from citadel.games.dayz.rcon_text import PlayerTable, RconPlayer, parse_bans, parse_server_message
 from citadel.messages import Event, LogEvent, Player, PlayersEvent
 from citadel.servers.identity import read_identity
-from citadel.servers.messages import RconCommand, RconResult, SystemLog
+from citadel.servers.messages import (
+    FindPlayer,
+    KickPlayer,
+    PlayerLookup,
+    RconCommand,
+    RconResult,
+    SystemLog,
+)
 from citadel.servers.rcon import (
     NOT_CONFIGURED,
     NOT_CONNECTED,
+    RECONNECTING,
     RconActor,
+    bans_to_reapply,
     identify_players,
+    is_bans_reply,
     is_players_reply,
     new_player_id,
     refreshes_players,
@@ -40,6 +52,9 @@ from citadel.servers.rcon import (
     spec,
 )
 from citadel.servers.runtime import LOGS, RCON, RunInfo, ServerRuntime, ServerSnapshot
+from citadel.store import Ban as StoredBan
+from citadel.store import Store
+from citadel.store.actor import StoreActor
 from tests.dayzsim._harness import BASE_ENV, free_udp_port
 
 pytestmark = pytest.mark.anyio
@@ -120,6 +135,52 @@ def test_connect_only_when_ready_and_running_or_stopping() -> None:
     assert should_connect(ServerSnapshot(status="stopping", run=run, ready=True))
     assert not should_connect(ServerSnapshot(status="stopping", run=run, ready=True, exited=True))
     assert not should_connect(ServerSnapshot(status="crashed", run=run, ready=True))
+
+
+def stored_ban(
+    ban_id: int, *, guid: str | None = None, ip: str | None = None, expires_at: float | None = None
+) -> StoredBan:
+    return StoredBan(
+        id=ban_id,
+        server_id="alpha",
+        guid=guid,
+        ip=ip,
+        reason=f"reason {ban_id}",
+        minutes=None if expires_at is None else 60,
+        expires_at=expires_at,
+        created_by="admin",
+        created_at=0.0,
+    )
+
+
+def test_only_missing_unexpired_stored_bans_are_reapplied() -> None:
+    listed = parse_bans(
+        "GUID Bans:\n[#] [GUID] [Minutes left] [Reason]\n" + "-" * 40 + "\n"
+        f"0  {GUID_A.upper()} perm Cheating\n\n"
+        "IP Bans:\n[#] [IP Address] [Minutes left] [Reason]\n" + "-" * 46 + "\n"
+        "1  198.51.100.22   perm Ban evasion\n"
+    )
+    stored = [
+        stored_ban(1, guid=GUID_A),  # listed (GUID case differs): kept as is
+        stored_ban(2, guid=GUID_B),  # missing, permanent
+        stored_ban(3, ip="198.51.100.22"),  # listed
+        stored_ban(4, ip="192.0.2.9", expires_at=1000.0 + 90),  # missing, 1.5 min left
+        stored_ban(5, guid="00112233445566778899aabbccddeeff", expires_at=999.0),  # expired
+    ]
+    assert bans_to_reapply(stored, listed, now=1000.0) == [
+        f"addBan {GUID_B} 0 reason 2",
+        "addBan 192.0.2.9 2 reason 4",
+    ]
+    assert bans_to_reapply(stored[:1], [], now=0.0) == [f"addBan {GUID_A} 0 reason 1"]
+    assert bans_to_reapply([], listed, now=0.0) == []
+
+
+def test_bans_replies_are_recognised_even_when_empty() -> None:
+    assert is_bans_reply("GUID Bans:\n[#] [GUID] [Minutes left] [Reason]\n---\n\nIP Bans:\n")
+    assert not is_bans_reply("Disallowed command")
+    assert not is_bans_reply("")
+    assert isinstance(parse_bans("GUID Bans:\n"), tuple)
+    assert all(isinstance(b, ListedBan) for b in parse_bans("GUID Bans:\n"))
 
 
 def test_player_messages_trigger_a_poll() -> None:
@@ -292,8 +353,10 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 
 @contextlib.asynccontextmanager
-async def running_actor(world: World, players_interval: float = 0.05) -> AsyncIterator[World]:
-    actor = RconActor(world.runtime, players_interval=players_interval)
+async def running_actor(
+    world: World, players_interval: float = 0.05, **options: Any
+) -> AsyncIterator[World]:
+    actor = RconActor(world.runtime, players_interval=players_interval, **options)
     name = world.runtime.child_name(RCON)
     async with open_actor(actor, name=name, registry=world.runtime.registry) as address:
         world.actor, world.address = actor, address
@@ -433,9 +496,130 @@ async def test_a_command_without_a_link_fails_fast(world: World) -> None:
     async with running_actor(world) as w:
         with anyio.fail_after(1.0):
             result = await w.command("players", limit=30.0)
-        assert result == RconResult(ok=False, error=NOT_CONNECTED)
+        assert result == RconResult(ok=False, error=NOT_CONNECTED, failure="not_connected")
         bad = await w.command("players", limit=float("nan"))
-        assert not bad.ok
+        assert (bad.ok, bad.failure) == (False, "invalid")
+
+
+async def find(w: World, player_id: str) -> PlayerLookup:
+    assert w.address is not None
+    lookup = await w.address.call(FindPlayer(player_id, 5.0), timeout=6.0)
+    assert isinstance(lookup, PlayerLookup)
+    return lookup
+
+
+async def kick(w: World, player_id: str, reason: str = "") -> RconResult:
+    assert w.address is not None
+    result = await w.address.call(KickPlayer(player_id, reason, 5.0), timeout=11.0)
+    assert isinstance(result, RconResult)
+    return result
+
+
+async def test_a_kick_by_id_never_hits_whoever_took_the_slot_since(world: World) -> None:
+    # A minute between polls: only server messages and the kick's own fresh read refresh.
+    async with running_actor(world, players_interval=60.0) as w:
+        await w.start_ready(STILL)
+        first = await w.recorder.wait_for(full_list(3))
+        assert isinstance(first, PlayersEvent)
+        stale = tuple(first.players)
+        victim = next(p for p in stale if p.slot == 1)
+        # Someone else kicks slot 1 and the simulator fills it with a newcomer.
+        assert (await w.command("kick 1 by someone else")).ok
+
+        def newcomer_in_slot_1(event: Event) -> bool:
+            return isinstance(event, PlayersEvent) and any(
+                p.slot == 1 and p.guid is not None and p.id != victim.id for p in event.players
+            )
+
+        joined = await w.recorder.wait_for(newcomer_in_slot_1)
+        assert isinstance(joined, PlayersEvent)
+        newcomer = next(p for p in joined.players if p.slot == 1)
+        # A list read before the swap: the victim's id still says slot 1.
+        w.runtime.rcon.players = stale
+        result = await kick(w, victim.id, "stale id")
+        assert (result.ok, result.failure) == (False, "gone")
+        assert victim.id in result.error
+        # The newcomer is still there; the fresh read also replaced the stale list.
+        assert any(p.id == newcomer.id for p in w.runtime.rcon.players)
+        assert (await find(w, newcomer.id)).player == newcomer
+
+        # A current id is kicked in the slot the fresh read gives.
+        other = next(p for p in joined.players if p.slot == 0)
+        assert await kick(w, other.id, "bye") == RconResult(ok=True, output="")
+
+        def other_gone(event: Event) -> bool:
+            return isinstance(event, PlayersEvent) and all(p.id != other.id for p in event.players)
+
+        await w.recorder.wait_for(other_gone)
+        assert any(p.id == newcomer.id for p in w.runtime.rcon.players)
+
+
+async def test_a_dropped_link_fails_commands_fast_and_never_retries_them(world: World) -> None:
+    settings = RConSettings(
+        resend_interval=0.2, max_resends=2, login_timeout=0.4, keepalive_interval=30.0
+    )
+    backoff = Backoff(base=0.05, cap=0.2, jitter=0.0, reset_after=60.0)
+    async with running_actor(world, players_interval=60.0, settings=settings, backoff=backoff) as w:
+        sim = await w.start_ready(STILL)
+        await w.recorder.wait_for(full_list(3))
+        os.kill(sim.proc.pid, signal.SIGSTOP)  # the server goes silent, as a dropped session
+        try:
+            lost = await w.command("say -1 maybe once", limit=2.0)
+            assert not lost.ok
+            # No reply after every resend (or the session ended under it when another command
+            # found the silence first): it may have been applied, and it is not retried.
+            assert lost.failure in ("no_reply", "unavailable"), lost
+            assert "may or may not" in lost.error
+            await wait_until(lambda: not w.runtime.rcon.connected)
+            # While it reconnects, a command fails at once and is not kept for later.
+            with anyio.fail_after(0.5):
+                refused = await w.command("say -1 never sent", limit=5.0)
+            assert refused == RconResult(ok=False, error=RECONNECTING, failure="unavailable")
+            lookup = await find(w, "0-anything")
+            assert lookup.result.failure == "unavailable"
+        finally:
+            os.kill(sim.proc.pid, signal.SIGCONT)
+        await wait_until(lambda: w.runtime.rcon.connected, limit=10.0)
+        assert (await w.command("say -1 marker")).ok
+
+        def echoed(event: Event) -> bool:
+            return isinstance(event, LogEvent) and event.message.endswith("(Global) marker")
+
+        await w.recorder.wait_for(echoed)
+        said = [e.message for e in w.recorder.events if isinstance(e, LogEvent)]
+        assert not any("never sent" in m for m in said)
+
+
+async def test_bans_lost_from_battleyes_list_are_reapplied_on_connect(world: World) -> None:
+    store = Store.open(world.tmp / "data")
+    try:
+        store.add_ban("alpha", guid=GUID_A, reason="cheating", created_by="admin")
+        store.add_ban("alpha", ip="192.0.2.99", reason="evasion", minutes=60)
+        store.add_ban("alpha", guid=GUID_B, reason="expired", minutes=1, now=0.0)
+        store.add_ban("bravo", guid="00112233445566778899aabbccddeeff", reason="elsewhere")
+        registry = world.runtime.registry
+        async with open_actor(StoreActor(store), name="store", registry=registry) as db:
+            registry.register("store", db)
+            # A fresh simulator: its bans.txt is empty, as after a reinstall.
+            async with running_actor(world) as w:
+                await w.start_ready(STILL)
+                await wait_until(lambda: w.rcon_actor.statistics().ban_checks == 1)
+                assert w.rcon_actor.statistics().bans_reapplied == 2
+                listed = parse_bans((await w.command("bans")).output)
+                assert {(b.kind, b.id.lower(), b.reason) for b in listed} == {
+                    ("guid", GUID_A, "cheating"),
+                    ("ip", "192.0.2.99", "evasion"),
+                }
+                minutes = next(b.minutes for b in listed if b.kind == "ip")
+                assert minutes is not None
+                assert 58 <= minutes <= 60
+            # The next session (a restarted actor) finds them there and adds nothing.
+            async with running_actor(world) as w:
+                await wait_until(lambda: w.rcon_actor.statistics().ban_checks == 1)
+                assert len(parse_bans((await w.command("bans")).output)) == 2
+                assert w.rcon_actor.statistics().bans_reapplied == 0
+    finally:
+        store.close()
 
 
 async def test_a_server_without_rcon_answers_not_configured(tmp_path: Path) -> None:
@@ -443,7 +627,7 @@ async def test_a_server_without_rcon_answers_not_configured(tmp_path: Path) -> N
     async with open_actor(RconActor(runtime)) as address:
         with anyio.fail_after(1.0):
             result = await address.call(RconCommand("players"))
-        assert result == RconResult(ok=False, error=NOT_CONFIGURED)
+        assert result == RconResult(ok=False, error=NOT_CONFIGURED, failure="not_configured")
 
 
 async def test_reconnects_to_the_next_run(world: World) -> None:

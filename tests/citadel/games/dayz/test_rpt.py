@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,6 +13,7 @@ from citadel.games.dayz.rpt import (
     AverageFps,
     CompileDiagnostic,
     EngineFatal,
+    EntryGrouper,
     MissionRead,
     PlayerConnected,
     PlayerCount,
@@ -25,6 +27,7 @@ from citadel.games.dayz.rpt import (
     StackFrame,
     classify,
     detect_event,
+    may_continue,
     parse_tag,
     parse_timestamp,
 )
@@ -228,3 +231,101 @@ def test_crlf_file_through_the_splitter_parses_the_same() -> None:
             entries += parser.feed(line)
     entries += parser.flush()
     assert entries == parse_all(RPT_EXAMPLE)
+
+
+# --- blank lines (formats.md §5.17) --------------------------------------------------------------
+
+
+def test_blank_lines_are_entries_of_their_own_in_order() -> None:
+    # The report's input verbatim: four entries, the blank one included.
+    entries = parse_all("Line A\nLine B\n\nLine C\n")
+    assert [e.text for e in entries] == ["Line A", "Line B", "", "Line C"]
+    # After a timestamped line: the blank line ends the entry instead of joining it.
+    entries = parse_all("18:00:00.000 Line A\nLine B\n\nLine C\n   \n18:00:01.000 D\n")
+    assert [(e.time, e.text) for e in entries] == [
+        ("18:00:00.000", "Line A\nLine B"),
+        (None, ""),
+        (None, "Line C"),
+        (None, "   "),
+        ("18:00:01.000", "D"),
+    ]
+
+
+def test_a_blank_line_finishes_the_pending_entry_at_once() -> None:
+    parser = RptParser()
+    assert parser.feed("18:55:01.332 SCRIPT    (E): boom") == []
+    done = parser.feed("")
+    assert [e.text for e in done] == ["SCRIPT    (E): boom", ""]
+    assert not parser.pending
+
+
+# --- when a pending entry is complete -----------------------------------------------------------
+
+
+def test_only_error_heads_and_compile_failures_may_continue() -> None:
+    assert may_continue("SCRIPT    (E): NULL pointer to instance")
+    assert may_continue("ENGINE    (F): Crashed")
+    assert may_continue('Can\'t compile "World" script module!')
+    assert not may_continue("SCRIPT    (W): something odd")
+    assert not may_continue("SCRIPT       : Module: Game; loaded 416x files")
+    assert not may_continue("Player connect enabled")
+    assert not may_continue("")
+
+
+def test_an_ordinary_line_is_due_at_once() -> None:
+    grouper = EntryGrouper(RptParser(), grace=0.5)
+    assert grouper.feed("18:00:00.000 Player connect enabled", now=10.0) == []
+    assert grouper.deadline == 10.0
+    assert [e.event for e in grouper.due(now=10.0)] == [Ready()]
+    assert grouper.deadline is None
+    assert grouper.due(now=99.0) == []
+
+
+def test_an_error_head_waits_the_grace_for_its_stack_trace() -> None:
+    grouper = EntryGrouper(RptParser(), grace=0.5)
+    assert grouper.feed("18:55:01.332 SCRIPT    (E): NULL pointer to instance", now=10.0) == []
+    assert grouper.due(now=10.0) == []
+    assert grouper.due(now=10.3) == []  # the writer paused 300 ms: still pending
+    # The rest of the block arrives; each line restarts the grace.
+    for offset, line in enumerate(
+        ("Class:      'ExampleModManager'", "Function: 'OnUpdate'", "Stack trace:", "a.c:88")
+    ):
+        assert grouper.feed(line, now=10.3 + offset * 0.1) == []
+    assert grouper.deadline == pytest.approx(10.6 + 0.5)
+    assert grouper.due(now=11.0) == []
+    (entry,) = grouper.due(now=11.2)
+    assert entry.level == "error"
+    assert isinstance(entry.event, ScriptRuntimeError)
+    assert (entry.event.class_name, entry.event.function) == ("ExampleModManager", "OnUpdate")
+    assert entry.event.frames == (StackFrame(path="a.c", line=88),)
+
+
+def test_a_lone_error_line_is_published_after_the_grace() -> None:
+    grouper = EntryGrouper(RptParser(), grace=0.5)
+    grouper.feed("18:55:01.332 SCRIPT    (E): AUDITMARK NULL pointer", now=10.0)
+    assert grouper.due(now=10.49) == []
+    assert [e.text for e in grouper.due(now=10.5)] == ["SCRIPT    (E): AUDITMARK NULL pointer"]
+
+
+def test_the_next_timestamped_line_finishes_an_error_without_waiting() -> None:
+    grouper = EntryGrouper(RptParser(), grace=60.0)
+    grouper.feed("18:55:01.332 SCRIPT    (E): boom", now=10.0)
+    done = grouper.feed("18:55:01.400 next", now=10.01)
+    assert [e.text for e in done] == ["SCRIPT    (E): boom"]
+    assert [e.text for e in grouper.due(now=10.01)] == ["next"]
+
+
+def test_an_entry_with_continuation_lines_waits_even_with_an_ordinary_head() -> None:
+    grouper = EntryGrouper(RptParser(), grace=0.5)
+    grouper.feed("18:30:00.000 Config dump:", now=1.0)
+    grouper.feed("  key = value", now=1.0)
+    assert grouper.due(now=1.2) == []
+    grouper.feed("  other = 2", now=1.3)
+    assert [e.text for e in grouper.due(now=1.8)] == ["Config dump:\n  key = value\n  other = 2"]
+
+
+def test_flush_finishes_a_waiting_entry() -> None:
+    grouper = EntryGrouper(RptParser(), grace=60.0)
+    grouper.feed("18:55:01.332 SCRIPT    (E): boom", now=1.0)
+    assert [e.text for e in grouper.flush()] == ["SCRIPT    (E): boom"]
+    assert grouper.deadline is None
