@@ -95,6 +95,9 @@ class Address(Generic[M]):
     async def cast(self, message: M) -> None:
         """Send without waiting for the handler; waits for room under `Overflow.WAIT`.
 
+        Always a checkpoint: it yields to the event loop once even when there is room, and a
+        cancelled cast has sent nothing.
+
         Raises:
             ActorExited: The actor is down.
             MailboxFull: No room and the policy is `Overflow.FAIL`.
