@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import math
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -48,6 +49,7 @@ class _Down(enum.Enum):
     NOT_STARTED = "not started"
     RESTARTING = "restarting"
     STOPPED = "stopped"
+    CRASHED = "crashed"
     CLOSED = "ended for good"
 
 
@@ -92,6 +94,9 @@ class Address(Generic[M]):
 
     async def cast(self, message: M) -> None:
         """Send without waiting for the handler; waits for room under `Overflow.WAIT`.
+
+        Always a checkpoint: it yields to the event loop once even when there is room, and a
+        cancelled cast has sent nothing.
 
         Raises:
             ActorExited: The actor is down.
@@ -192,6 +197,12 @@ class Actor(Generic[M]):
     An exception from `on_start`, `handle` or a background task started with `start_soon`
     crashes the incarnation; its supervisor decides what happens next. Resources that must be
     released however the actor ends (a child process, a socket) go on ``self.exit_stack``.
+
+    A requested stop (`SupervisorRef.terminate_child`, leaving `open_actor`) has one budget,
+    the shutdown timeout: `on_stop` and the exit stack together get that long from the request,
+    then whatever is still awaiting is cancelled. Plain (synchronous) callbacks on the exit stack
+    still run after the deadline, so a cleanup that must happen (killing a process) belongs in
+    one. An actor that ends by itself or crashes gets the whole timeout for its exit stack.
     """
 
     #: The mailbox policy of every incarnation of this class.
@@ -239,13 +250,23 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-class Started:
-    """Whether an incarnation got past `Actor.on_start` (start failures are told apart)."""
+class Lifecycle:
+    """What the runner of one incarnation shares with whoever may stop it.
 
-    __slots__ = ("value",)
+    Attributes:
+        started: Whether the incarnation got past `Actor.on_start` (start failures are told
+            apart from crashes).
+        stop_deadline: When a requested stop must be complete (``inf`` until one is requested);
+            the exit stack is not given time beyond it.
+        cut_off: Whether closing the exit stack was cancelled at its deadline.
+    """
+
+    __slots__ = ("cut_off", "started", "stop_deadline")
 
     def __init__(self) -> None:
-        self.value = False
+        self.started = False
+        self.stop_deadline = math.inf
+        self.cut_off = False
 
 
 async def run_incarnation(
@@ -254,30 +275,33 @@ async def run_incarnation(
     mailbox: Mailbox[M],
     reports: ReportBus,
     registry: Registry,
-    started: Started,
+    lifecycle: Lifecycle,
     shutdown: float,
     *,
+    restarts_on_error: bool = False,
     task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
 ) -> ExitKind:
     """Run one incarnation of ``actor`` until it stops; return how it stopped.
 
     ``task_status.started()`` is called once `Actor.on_start` returned and the address
     accepts messages. Exceptions propagate; whatever happens, the address is detached, the
-    exit stack is closed (bounded by ``shutdown``) and callers still waiting are told with
-    `ActorExited`.
+    exit stack is closed (bounded by ``shutdown``, and by ``lifecycle.stop_deadline`` once a
+    stop was requested) and callers still waiting are told with `ActorExited`. After an error
+    the address says ``"restarting"`` if ``restarts_on_error`` (a supervisor will restart it),
+    else ``"crashed"``.
     """
     actor.address = address
     actor.reports = reports
     actor.registry = registry
     actor._mailbox = mailbox
     actor.exit_stack = stack = contextlib.AsyncExitStack()
-    down: object = _Down.RESTARTING
+    down: object = _Down.RESTARTING if restarts_on_error else _Down.CRASHED
     try:
         async with anyio.create_task_group() as task_group:
             actor._task_group = task_group
             await actor.on_start()
             address._attach(mailbox)
-            started.value = True
+            lifecycle.started = True
             task_status.started()
             kind = await _message_loop(actor, mailbox)
             address._detach()
@@ -291,9 +315,12 @@ async def run_incarnation(
         for envelope in pending:
             if envelope.reply is not None:
                 envelope.reply.fail(ActorExited(address.name, "exited before handling the call"))
-        # Resources must be released even when we are being cancelled, but not forever.
-        with anyio.move_on_after(shutdown, shield=True):
+        # Resources must be released even when we are being cancelled, but not forever: a
+        # requested stop has one budget in all (on_stop, then this), the stopper's deadline.
+        deadline = min(anyio.current_time() + shutdown, lifecycle.stop_deadline)
+        with anyio.CancelScope(deadline=deadline, shield=True) as cleanup:
             await stack.aclose()
+        lifecycle.cut_off = cleanup.cancelled_caught
 
 
 async def _message_loop(actor: Actor[M], mailbox: Mailbox[M]) -> ExitKind:
@@ -318,8 +345,12 @@ async def _message_loop(actor: Actor[M], mailbox: Mailbox[M]) -> ExitKind:
             await actor.handle(item)  # type: ignore[arg-type]  # control items posted by the actor itself
 
 
-def request_stop(mailbox: Mailbox[Any], kind: ExitKind = ExitKind.SHUTDOWN) -> None:
-    """Ask the incarnation reading ``mailbox`` to stop after its current message."""
+def request_stop(
+    mailbox: Mailbox[Any], lifecycle: Lifecycle, timeout: float, kind: ExitKind = ExitKind.SHUTDOWN
+) -> None:
+    """Ask the incarnation reading ``mailbox`` to stop after its current message, and to be
+    done (on_stop and exit stack) within ``timeout`` seconds from now."""
+    lifecycle.stop_deadline = min(lifecycle.stop_deadline, anyio.current_time() + timeout)
     mailbox.put_control(_Stop(kind))
 
 
@@ -363,6 +394,7 @@ async def _run_root(
     async with anyio.create_task_group() as task_group:
         scope = anyio.CancelScope()
         done = anyio.Event()
+        lifecycle = Lifecycle()
 
         async def run(*, task_status: TaskStatus[None]) -> None:
             try:
@@ -373,7 +405,7 @@ async def _run_root(
                         mailbox,
                         reports,
                         registry or Registry(),
-                        Started(),
+                        lifecycle,
                         shutdown,
                         task_status=task_status,
                     )
@@ -384,7 +416,7 @@ async def _run_root(
         try:
             yield address
         finally:
-            request_stop(mailbox)
+            request_stop(mailbox, lifecycle, shutdown)
             with anyio.move_on_after(shutdown, shield=True):
                 await done.wait()
             scope.cancel()

@@ -2,11 +2,14 @@
 
 The delay before restart attempt ``n`` (0-based) is::
 
-    min(cap, base * factor ** n) * (1 + jitter * r),   r uniform in [0, 1)
+    min(cap, base * factor ** n * (1 + jitter * r)),   r uniform in [0, 1)
 
-which is Akka's ``BackoffSupervisor`` formula. Jitter only ever lengthens the delay, so the first
-restart is never earlier than ``base`` and restarts of many children spread out instead of
-stampeding. An attempt counter resets once a child has stayed up for ``reset_after`` seconds.
+Jitter only ever lengthens the delay, so the first restart is never earlier than ``base`` and
+restarts of many children spread out instead of stampeding; the cap applies after the jitter, so
+``cap`` is the longest an operator ever waits (Akka's ``BackoffSupervisor`` jitters after the cap
+and can overshoot it by ``jitter``). Once the exponential part reaches the cap, the jitter has no
+room left: delays at the cap are the cap. An attempt counter resets once a child has stayed up for
+``reset_after`` seconds.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ class Backoff:
 
     Attributes:
         base: Delay before the first restart, in seconds. ``0`` restarts immediately (OTP).
-        cap: Ceiling of the exponential part.
+        cap: The longest delay, jitter included.
         factor: Growth per consecutive attempt.
         jitter: Random extra fraction of the delay, in ``[0, jitter)``.
         reset_after: Uptime after which the attempt counter starts again at zero.
@@ -58,7 +61,8 @@ def backoff_delay(backoff: Backoff, attempt: int, random: Callable[[], float]) -
             exponential = min(backoff.cap, backoff.base * backoff.factor**attempt)
         except OverflowError:  # a large factor overflows even below 64 attempts
             exponential = backoff.cap
-    return exponential * (1.0 + backoff.jitter * random())
+    # The cap bounds the jittered delay: an operator reads "cap" as the longest wait.
+    return min(backoff.cap, exponential * (1.0 + backoff.jitter * random()))
 
 
 def next_attempt(backoff: Backoff, previous_attempt: int, uptime: float) -> int:

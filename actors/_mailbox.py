@@ -6,13 +6,24 @@ bounded by ``capacity``; what happens when it is full is the overflow policy:
 
 * `Overflow.WAIT` - the sender waits for room (``cast``); ``cast_nowait`` raises `MailboxFull`.
 * `Overflow.FAIL` - the sender gets `MailboxFull` at once.
-* `Overflow.DROP_OLDEST` - the oldest queued message is discarded to make room.
+* `Overflow.DROP_OLDEST` - the oldest queued *droppable* message is discarded to make room.
 * `Overflow.COALESCE` - a queued message with the same coalescing key is replaced in place by
   the new one (latest value wins, position kept); a message with a new key is appended, dropping
-  the oldest if full. Calls are never coalesced (a caller waits for its own reply).
+  the oldest droppable message if full. Calls are never coalesced (a caller waits for its own
+  reply).
+
+A message is *droppable* when its own kind's policy is `Overflow.DROP_OLDEST` or
+`Overflow.COALESCE`: a message sent under `Overflow.WAIT` or `Overflow.FAIL` was promised that it
+is either queued or refused, never silently lost, so a droppable kind cannot evict it. When the
+queue is full of messages that may not be dropped, the new droppable message is the one discarded
+(reported as ``"dropped_newest"``; a call is refused with `MailboxFull` instead).
 
 Every discarded message is counted in `MailboxStatistics` and reported (`ReportKind.MAILBOX_DROP`);
 a discarded call fails its caller with `MailboxFull`.
+
+Sending is a checkpoint, as with trio's and anyio's channels: `Mailbox.put` yields to the event
+loop (and may raise on cancellation, before anything was queued) even when there is room, so a
+producer looping on ``await cast(...)`` lets the consumer run.
 """
 
 from __future__ import annotations
@@ -99,7 +110,8 @@ class MailboxStatistics:
     Attributes:
         queued: Ordinary messages waiting.
         capacity: The bound on ``queued``.
-        dropped: Messages discarded by drop-oldest (or by coalescing's fallback).
+        dropped: Messages discarded by drop-oldest (or by coalescing's fallback), including
+            new droppable messages discarded because nothing queued could be.
         rejected: Messages refused with `MailboxFull`.
         coalesced: Messages replaced in place by a newer one with the same key.
         received: Ordinary messages accepted since the mailbox was created.
@@ -149,12 +161,13 @@ class Reply:
 class Envelope:
     """An ordinary message in a mailbox, with the reply slot of a call (or ``None``)."""
 
-    __slots__ = ("key", "message", "reply")
+    __slots__ = ("droppable", "key", "message", "reply")
 
     def __init__(self, message: Any, reply: Reply | None = None) -> None:
         self.message = message
         self.reply = reply
         self.key: Hashable | None = None
+        self.droppable = False  # set on enqueue: whether drop-oldest may discard it
 
 
 class Mailbox(Generic[T]):
@@ -178,6 +191,12 @@ class Mailbox(Generic[T]):
         self._rejected = 0
         self._coalesced = 0
         self._received = 0
+        self._droppable = 0  # droppable envelopes in _queue
+
+    @property
+    def closed(self) -> bool:
+        """Whether the incarnation reading this mailbox has ended (it refuses everything)."""
+        return self._closed is not None
 
     # -- producers ------------------------------------------------------------------------
 
@@ -195,18 +214,34 @@ class Mailbox(Generic[T]):
                     self._coalesced += 1
                     return
                 envelope.key = key
-            overflow = Overflow.DROP_OLDEST
+        droppable = overflow is Overflow.DROP_OLDEST or overflow is Overflow.COALESCE
         if len(self._queue) >= self.policy.capacity:
-            if overflow is Overflow.DROP_OLDEST or overflow is Overflow.COALESCE:
-                self._drop_oldest()
+            if droppable:
+                if not self._drop_oldest():
+                    # Nothing queued may be dropped for it: the newcomer is the one lost.
+                    envelope.key = None
+                    self._dropped += 1
+                    self._report("dropped_newest", envelope.message)
+                    if envelope.reply is not None:
+                        raise MailboxFull(
+                            f"mailbox of {self.owner!r} is full ({self.policy.capacity}) "
+                            "of messages that may not be dropped"
+                        )
+                    return
             else:
                 self._rejected += 1
                 self._report("rejected", envelope.message)
                 raise MailboxFull(f"mailbox of {self.owner!r} is full ({self.policy.capacity})")
+        envelope.droppable = droppable
         self._append(envelope)
 
     async def put(self, envelope: Envelope) -> None:
-        """Enqueue, waiting for room when the policy is `Overflow.WAIT`."""
+        """Enqueue, waiting for room when the policy is `Overflow.WAIT`.
+
+        Always a checkpoint: it yields once before queueing, so a cancelled sender has queued
+        nothing and a sender in a loop lets the consumer (and everyone else) run.
+        """
+        await anyio.lowlevel.checkpoint()
         if self.policy.overflow_for(envelope.message) is not Overflow.WAIT:
             self.put_nowait(envelope)
             return
@@ -252,6 +287,8 @@ class Mailbox(Generic[T]):
                 if envelope.key is not None:
                     del self._index[envelope.key]
                     envelope.key = None
+                if envelope.droppable:
+                    self._droppable -= 1
                 # Wake a waiting sender only once the queue is half empty: senders then refill
                 # in batches instead of ping-ponging with the consumer one message at a time.
                 if self._putters and len(self._queue) <= self._low_water:
@@ -269,10 +306,15 @@ class Mailbox(Generic[T]):
         pending = list(self._queue)
         self._queue.clear()
         self._index.clear()
+        self._droppable = 0
         self._control.clear()
         while self._putters:
             self._putters.popleft().set()
         return pending
+
+    def queued_messages(self) -> tuple[object, ...]:
+        """Return the ordinary messages waiting, oldest first (a snapshot)."""
+        return tuple(envelope.message for envelope in self._queue)
 
     def statistics(self) -> MailboxStatistics:
         """Return a snapshot of the counters."""
@@ -291,17 +333,29 @@ class Mailbox(Generic[T]):
         self._queue.append(envelope)
         if envelope.key is not None:
             self._index[envelope.key] = envelope
+        if envelope.droppable:
+            self._droppable += 1
         self._received += 1
         self._wake_getter()
 
-    def _drop_oldest(self) -> None:
-        oldest = self._queue.popleft()
+    def _drop_oldest(self) -> bool:
+        """Discard the oldest droppable message; return ``False`` if none is queued."""
+        if not self._droppable:
+            return False
+        if self._queue[0].droppable:  # the common case: one policy for the whole mailbox
+            oldest = self._queue.popleft()
+        else:
+            oldest = next(e for e in self._queue if e.droppable)
+            self._queue.remove(oldest)
+        self._droppable -= 1
         if oldest.key is not None:
             del self._index[oldest.key]
+            oldest.key = None
         self._dropped += 1
         if oldest.reply is not None:
             oldest.reply.fail(MailboxFull(f"call dropped from the full mailbox of {self.owner!r}"))
         self._report("dropped_oldest", oldest.message)
+        return True
 
     def _report(self, what: str, message: object) -> None:
         if self._reports is not None:

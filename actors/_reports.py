@@ -18,7 +18,8 @@ import anyio
 class ReportKind(enum.Enum):
     """What happened."""
 
-    #: A child ended with an error (or its start raised: context ``"start"``).
+    #: A child ended with an error. Context ``"running"``: it crashed by itself; ``"start"``:
+    #: its start raised; ``"shutdown"``: its stop raised (``on_stop`` or its exit stack).
     CRASH = "crash"
     #: A child was restarted (context says after which delay).
     RESTART = "restart"

@@ -40,7 +40,8 @@ class ExitKind(enum.Enum):
 
     #: It stopped by itself (``Actor.stop()``).
     NORMAL = "normal"
-    #: Its supervisor asked it to stop and it did, in time or after cancellation.
+    #: Its supervisor asked it to stop and it did, in time or after cancellation. An actor
+    #: cannot end itself with this kind (OTP's ``exit(shutdown)``); that exit is `NORMAL`.
     SHUTDOWN = "shutdown"
     #: It raised, or its start raised.
     ERROR = "error"

@@ -6,11 +6,32 @@ stops them in reverse order, and when one exits decides - with pure functions fr
 Every decision is reported on the `ReportBus`.
 
 Exits reach the supervisor on its control lane, so a supervisor with a full mailbox still
-learns that a child died. Restarts wait for a backoff delay (a timer posts ``_RestartDue``);
-while a child waits, its stable address refuses messages at once. An explicit stop
-(`SupervisorRef.terminate_child`, or the supervisor stopping) cancels a pending restart.
-Exceeding the restart intensity stops every child and ends the supervisor with
+learns that a child died. Restarts wait for a backoff delay (a timer task, cancelled when the
+restart no longer waits, posts ``_RestartDue``); while a child waits, its stable address refuses
+messages at once. Exceeding the restart intensity stops every child and ends the supervisor with
 `RestartIntensityExceeded`, which its own parent sees as a crash (escalation).
+
+Decisions beyond (or against) OTP's ``supervisor.erl``:
+
+* Group restarts (`Strategy.ONE_FOR_ALL`, `Strategy.REST_FOR_ONE`) follow OTP for running
+  siblings: they are stopped in reverse order and restarted with the crashed child, permanent
+  and transient alike, while temporary ones are stopped and removed. A sibling that is already
+  stopped (by `SupervisorRef.terminate_child`, or a transient child that ended normally) stays
+  stopped; OTP would start it again with the group.
+* An explicit stop wins over a pending restart: `terminate_child` (or the supervisor stopping)
+  cancels it, and a restart that falls due (or a crash that would restart at once) while a
+  `terminate_child` for that child already waits in the mailbox - the supervisor was busy -
+  does not start the child only for it to be stopped again.
+* Nothing fails silently: a child that crashes while the supervisor stops it (its ``on_stop``
+  or exit stack raises, or it crashed just before the stop) gets a `ReportKind.CRASH` report
+  (context ``"shutdown"``, or ``"running"`` if it had already ended). It is not restarted on
+  its own account: a stop asked for stays a stop, and in a group restart it restarts once,
+  with the group, which counts once towards the intensity (OTP's ``shutdown_error``).
+* A child's stop has one budget, its spec's ``shutdown``: ``on_stop`` and its exit stack
+  together, then it is cancelled (`ReportKind.SHUTDOWN_TIMEOUT`).
+* With no backoff, a start that fails is retried from the message loop (a ``_RestartDue`` on
+  the control lane, as OTP's ``try_again_restart``), not by recursion: it ends in
+  `RestartIntensityExceeded`, and a stop request gets in between two attempts.
 
 Example::
 
@@ -35,7 +56,15 @@ import anyio
 from anyio.abc import TaskStatus
 
 from . import _defaults
-from ._actor import Actor, Address, Started, open_actor, request_stop, run_incarnation, unwrap
+from ._actor import (
+    Actor,
+    Address,
+    Lifecycle,
+    open_actor,
+    request_stop,
+    run_incarnation,
+    unwrap,
+)
 from ._backoff import Backoff, backoff_delay, next_attempt
 from ._exceptions import (
     ActorError,
@@ -56,6 +85,9 @@ ChildState = Literal["running", "restarting", "stopped"]
 RUNNING: Final = "running"
 RESTARTING: Final = "restarting"
 STOPPED: Final = "stopped"
+
+#: Restart timer tasks are named ``"<TIMER_TASK> <supervisor name>"``.
+TIMER_TASK: Final = "actors restart timer of"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +119,8 @@ class SupervisorStatistics:
     children: int
     running: int
     restarting: int
+    #: Groups of children waiting for their restart (each waits on one timer).
+    pending_restarts: int
     restarts_in_window: int
     total_restarts: int
     intensity: int
@@ -124,9 +158,7 @@ class _Query:
 @dataclass(frozen=True, slots=True)
 class _ChildExit:
     id: str
-    incarnation: int
-    kind: ExitKind
-    reason: object
+    run: _Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,30 +173,48 @@ class _Failure:
     error: ActorError
 
 
+class _Run:
+    """One incarnation of a child, as its supervisor sees it."""
+
+    __slots__ = ("exited", "kind", "lifecycle", "mailbox", "reason", "scope", "started_at")
+
+    def __init__(self, mailbox: Mailbox[Any]) -> None:
+        self.mailbox = mailbox
+        self.scope = anyio.CancelScope()
+        self.exited = anyio.Event()
+        self.lifecycle = Lifecycle()
+        # How it ended; these defaults stand when it was cancelled after its shutdown timeout.
+        self.kind = ExitKind.SHUTDOWN
+        self.reason: object = "killed after the shutdown timeout"
+        self.started_at = 0.0
+
+
+class _Pending:
+    """A group of children waiting for their restart, and the timer that will start them."""
+
+    __slots__ = ("ids", "timer")
+
+    def __init__(self, ids: tuple[str, ...], timer: anyio.CancelScope | None) -> None:
+        self.ids = ids
+        self.timer = timer  # None: due at once (a retry posted on the control lane)
+
+
 class _Child:
     __slots__ = (
         "address",
         "attempt",
-        "exited",
-        "incarnation",
         "is_supervisor",
-        "mailbox",
         "restarts",
-        "scope",
+        "run",
         "spec",
-        "started_at",
         "state",
     )
 
     def __init__(self, spec: ChildSpec, address: Address[Any]) -> None:
         self.spec = spec
         self.address = address
-        self.mailbox: Mailbox[Any] | None = None
-        self.scope = anyio.CancelScope()
-        self.exited = anyio.Event()
-        self.incarnation = 0  # 0: no incarnation running
+        self.run: _Run | None = None  # the incarnation running, if any
         self.state: ChildState = STOPPED
-        self.started_at: float | None = None
         self.attempt = -1  # consecutive restarts so far; the first restart is attempt 0
         self.restarts = 0
         self.is_supervisor = False
@@ -215,9 +265,8 @@ class Supervisor(Actor[Any]):
         self._order: list[str] = []
         self._restarts: tuple[float, ...] = ()
         self._total_restarts = 0
-        self._pending: dict[int, tuple[str, ...]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._next_token = 0
-        self._next_incarnation = 0
 
     @property
     def name(self) -> str:
@@ -243,9 +292,9 @@ class Supervisor(Actor[Any]):
             await self._on_exit(message)
             return None
         if isinstance(message, _RestartDue):
-            ids = self._pending.pop(message.token, None)
-            if ids:
-                await self._restart_group(ids)
+            pending = self._pending.pop(message.token, None)
+            if pending is not None:
+                await self._restart_group(pending.ids)
             return None
         try:
             return await self._handle_call(message)
@@ -323,83 +372,91 @@ class Supervisor(Actor[Any]):
             actor = child.spec.start()
         except Exception as error:
             raise StartFailed(f"child {child.spec.id!r}: {error!r}") from error
-        self._next_incarnation += 1
-        incarnation = self._next_incarnation
-        mailbox: Mailbox[Any] = Mailbox(actor.mailbox_policy, child.address.name, self.reports)
-        child.mailbox = mailbox
-        child.scope = anyio.CancelScope()
-        child.exited = anyio.Event()
-        child.incarnation = incarnation
+        run = _Run(Mailbox(actor.mailbox_policy, child.address.name, self.reports))
+        child.run = run
         child.is_supervisor = isinstance(actor, Supervisor)
-        started = Started()
         try:
-            await self._task_group.start(
-                self._run_child, child, actor, mailbox, incarnation, started
-            )
+            await self._task_group.start(self._run_child, child, actor, run)
         except Exception as error:
-            child.incarnation = 0
-            child.mailbox = None
-            child.started_at = None
+            child.run = None
             raise StartFailed(f"child {child.spec.id!r}: {unwrap(error)!r}") from unwrap(error)
         child.state = RUNNING
-        child.started_at = self._clock()
+        run.started_at = self._clock()
 
     async def _run_child(
         self,
         child: _Child,
         actor: Actor[Any],
-        mailbox: Mailbox[Any],
-        incarnation: int,
-        started: Started,
+        run: _Run,
         *,
         task_status: TaskStatus[None],
     ) -> None:
-        kind = ExitKind.SHUTDOWN
-        reason: object = "killed after the shutdown timeout"
-        scope, exited = child.scope, child.exited
         try:
-            with scope:
-                kind = await run_incarnation(
+            with run.scope:
+                run.kind = await run_incarnation(
                     actor,
                     child.address,
-                    mailbox,
+                    run.mailbox,
                     self.reports,
                     self.registry,
-                    started,
+                    run.lifecycle,
                     child.spec.shutdown,
+                    restarts_on_error=should_restart(child.spec.restart, ExitKind.ERROR),
                     task_status=task_status,
                 )
-                reason = kind.value
+                run.reason = run.kind.value
         except Exception as error:
-            if not started.value:
+            if not run.lifecycle.started:
                 raise  # a start failure: it goes to the caller of _start, not to our loop
-            kind, reason = ExitKind.ERROR, unwrap(error)
+            run.kind, run.reason = ExitKind.ERROR, unwrap(error)
         finally:
-            exited.set()
-        self.post_control(_ChildExit(child.spec.id, incarnation, kind, reason))
+            run.exited.set()
+        self.post_control(_ChildExit(child.spec.id, run))
 
     async def _on_exit(self, exit: _ChildExit) -> None:
         child = self._children.get(exit.id)
-        if child is None or child.incarnation != exit.incarnation:
-            return  # an incarnation we stopped on purpose: its exit is already accounted for
-        uptime = self._clock() - child.started_at if child.started_at is not None else 0.0
-        child.incarnation = 0
-        child.mailbox = None
-        child.started_at = None
+        if child is None or child.run is not exit.run:
+            return  # an incarnation we stopped on purpose: `_terminate` accounted for its exit
+        run = exit.run
+        uptime = self._clock() - run.started_at
+        child.run = None
         child.state = STOPPED
-        if exit.kind is ExitKind.ERROR:
-            self.reports.emit(
-                ReportKind.CRASH, self.name, exit.id, exit.reason, context="running", uptime=uptime
-            )
-            if child.is_supervisor and isinstance(exit.reason, RestartIntensityExceeded):
-                self.reports.emit(ReportKind.ESCALATION, self.name, exit.id, exit.reason)
-        if not should_restart(child.spec.restart, exit.kind):
+        self._report_cut_off(child, run)  # its exit stack outlasted the shutdown timeout
+        if run.kind is ExitKind.ERROR:
+            self._report_crash(child, run, "running", uptime)
+        if not should_restart(child.spec.restart, run.kind):
             if child.spec.restart is Restart.TEMPORARY or self._dynamic:
                 self._delete(child)
             return
-        await self._schedule_restart(child, uptime, exit.reason)
+        group = await self._plan_restart(child, uptime, run.reason)
+        if group:
+            await self._restart_group(group)
 
-    async def _schedule_restart(self, child: _Child, uptime: float, reason: object) -> None:
+    def _report_cut_off(self, child: _Child, run: _Run) -> None:
+        if run.lifecycle.cut_off:
+            self.reports.emit(
+                ReportKind.SHUTDOWN_TIMEOUT,
+                self.name,
+                child.spec.id,
+                "did not stop in time; cancelled",
+                shutdown=child.spec.shutdown,
+            )
+
+    def _report_crash(self, child: _Child, run: _Run, context: str, uptime: float) -> None:
+        self.reports.emit(
+            ReportKind.CRASH, self.name, child.spec.id, run.reason, context=context, uptime=uptime
+        )
+        if child.is_supervisor and isinstance(run.reason, RestartIntensityExceeded):
+            self.reports.emit(ReportKind.ESCALATION, self.name, child.spec.id, run.reason)
+
+    async def _plan_restart(
+        self, child: _Child, uptime: float, reason: object
+    ) -> tuple[str, ...] | None:
+        """Count a restart of ``child``'s group, stop the group, and schedule its start.
+
+        Returns the group if it is to be started at once (no backoff), else ``None`` (a timer
+        will post `_RestartDue`). Raises `RestartIntensityExceeded` after stopping every child.
+        """
         now = self._clock()
         self._restarts, allowed = add_restart(self._restarts, now, self.intensity, self.period)
         if not allowed:
@@ -412,24 +469,22 @@ class Supervisor(Actor[Any]):
             )
             await self._terminate_all()
             raise error
-        ids = affected_children(self.strategy, self._order, child.spec.id)
-        for other_id in reversed(ids):
-            other = self._children[other_id]
-            if other is not child and other.state == RUNNING:
-                await self._terminate(other)
+        group = await self._stop_group(child)
         child.attempt = next_attempt(self.backoff, child.attempt, uptime)
         delay = backoff_delay(self.backoff, child.attempt, self._random)
-        for other_id in ids:
+        for other_id in group:
             self._unpend(other_id)
             other = self._children[other_id]
             other.state = RESTARTING
             other.address._detach(RESTARTING)
         if delay <= 0:
-            await self._restart_group(ids)
-            return
+            return group
         self._next_token += 1
-        self._pending[self._next_token] = ids
-        self.start_soon(self._restart_timer, self._next_token, delay)
+        timer = anyio.CancelScope()
+        self._pending[self._next_token] = _Pending(group, timer)
+        self._task_group.start_soon(
+            self._restart_timer, self._next_token, delay, timer, name=f"{TIMER_TASK} {self.name}"
+        )
         self.reports.emit(
             ReportKind.RESTART_SCHEDULED,
             self.name,
@@ -437,18 +492,54 @@ class Supervisor(Actor[Any]):
             reason,
             delay=delay,
             attempt=child.attempt,
-            children=ids,
+            children=group,
         )
+        return None
 
-    async def _restart_timer(self, token: int, delay: float) -> None:
-        await anyio.sleep(delay)
-        self.post_control(_RestartDue(token))
+    async def _stop_group(self, child: _Child) -> tuple[str, ...]:
+        """Stop the siblings that the strategy restarts with ``child``; return the group.
+
+        As in OTP's supervisor: running siblings are stopped in reverse start order, and
+        restarted with ``child`` whatever their restart type, except temporary ones, which end
+        with the group and are removed. Siblings already waiting for a restart join the group.
+        A sibling that is stopped (by `SupervisorRef.terminate_child`, or a transient child
+        that ended normally) stays stopped; OTP would start it again, but an operator's stop
+        wins here.
+        """
+        group: list[str] = []
+        for other_id in reversed(affected_children(self.strategy, self._order, child.spec.id)):
+            other = self._children.get(other_id)
+            if other is None:
+                continue
+            if other is not child:
+                if other.state == STOPPED:
+                    continue
+                if other.state == RUNNING:
+                    await self._terminate(other)
+                    if other.spec.restart is Restart.TEMPORARY:
+                        self._delete(other)
+                        continue
+            group.append(other_id)
+        return tuple(reversed(group))
+
+    async def _restart_timer(self, token: int, delay: float, timer: anyio.CancelScope) -> None:
+        with timer:  # cancelled when the restart no longer waits (see `_unpend`)
+            await anyio.sleep(delay)
+            self.post_control(_RestartDue(token))
 
     async def _restart_group(self, ids: Sequence[str]) -> None:
         for child_id in ids:
             child = self._children.get(child_id)
             if child is None or child.state != RESTARTING:
                 continue  # stopped or deleted meanwhile: an explicit stop wins
+            if self._stop_requested(child_id):
+                # terminate_child for it is already waiting in our mailbox (it came before we
+                # got round to this restart): starting it only to stop it again would, for a
+                # game server, spawn a process for nothing.
+                self._unpend(child_id)
+                child.state = STOPPED
+                child.address._detach(STOPPED)
+                continue
             try:
                 await self._start(child)
             except StartFailed as error:
@@ -457,7 +548,14 @@ class Supervisor(Actor[Any]):
                     ReportKind.CRASH, self.name, child_id, error.__cause__ or error, context="start"
                 )
                 # The rest of the group is rescheduled (or the supervisor gives up) from here.
-                await self._schedule_restart(child, 0.0, error)
+                group = await self._plan_restart(child, 0.0, error)
+                if group:
+                    # No backoff: try again from the message loop, not by recursion, so a start
+                    # that keeps failing ends in RestartIntensityExceeded, and a stop request
+                    # on the control lane gets in between (OTP's try_again_restart).
+                    self._next_token += 1
+                    self._pending[self._next_token] = _Pending(group, None)
+                    self.post_control(_RestartDue(self._next_token))
                 return
             child.restarts += 1
             self._total_restarts += 1
@@ -465,35 +563,42 @@ class Supervisor(Actor[Any]):
                 ReportKind.RESTART, self.name, child_id, "restarted", attempt=child.attempt
             )
 
+    def _stop_requested(self, child_id: str) -> bool:
+        """Whether a `terminate_child` of ``child_id`` waits in this supervisor's mailbox."""
+        return any(
+            isinstance(message, _TerminateChild) and message.id == child_id
+            for message in self._mailbox.queued_messages()
+        )
+
     def _unpend(self, child_id: str) -> None:
-        for token, ids in list(self._pending.items()):
-            if child_id in ids:
-                rest = tuple(i for i in ids if i != child_id)
-                if rest:
-                    self._pending[token] = rest
-                else:
+        for token, pending in list(self._pending.items()):
+            if child_id in pending.ids:
+                pending.ids = tuple(i for i in pending.ids if i != child_id)
+                if not pending.ids:
                     del self._pending[token]
+                    if pending.timer is not None:
+                        pending.timer.cancel()  # no task outlives the restart it waited for
 
     async def _terminate(self, child: _Child) -> None:
         self._unpend(child.spec.id)
-        if child.incarnation and child.mailbox is not None:
-            child.incarnation = 0  # from here on its exit notice is stale
-            request_stop(child.mailbox)
-            with anyio.move_on_after(child.spec.shutdown):
-                await child.exited.wait()
-            if not child.exited.is_set():
-                self.reports.emit(
-                    ReportKind.SHUTDOWN_TIMEOUT,
-                    self.name,
-                    child.spec.id,
-                    "did not stop in time; cancelled",
-                    shutdown=child.spec.shutdown,
-                )
-                child.scope.cancel()
-                await child.exited.wait()
-        child.incarnation = 0
-        child.mailbox = None
-        child.started_at = None
+        run, child.run = child.run, None  # from here on its exit notice is stale
+        if run is not None:
+            ended_by_itself = run.mailbox.closed
+            request_stop(run.mailbox, run.lifecycle, child.spec.shutdown)
+            with anyio.CancelScope(deadline=run.lifecycle.stop_deadline):
+                await run.exited.wait()
+            if not run.exited.is_set():
+                run.scope.cancel()
+                # Its exit stack shares the deadline that just passed, so this is prompt.
+                await run.exited.wait()
+                run.lifecycle.cut_off = True
+            self._report_cut_off(child, run)
+            if run.kind is ExitKind.ERROR:
+                # It crashed, before our request or while stopping (on_stop or its exit stack
+                # raised). Its exit notice is stale now, so this is the one report of it; it is
+                # not restarted on its own account (OTP's shutdown_error).
+                context = "running" if ended_by_itself else "shutdown"
+                self._report_crash(child, run, context, self._clock() - run.started_at)
         child.state = STOPPED
         child.address._detach(STOPPED)
 
@@ -528,6 +633,7 @@ class Supervisor(Actor[Any]):
             children=len(children),
             running=sum(1 for c in children if c.state == RUNNING),
             restarting=sum(1 for c in children if c.state == RESTARTING),
+            pending_restarts=len(self._pending),
             restarts_in_window=len(prune(self._restarts, self._clock(), self.period)),
             total_restarts=self._total_restarts,
             intensity=self.intensity,

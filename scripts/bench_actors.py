@@ -3,7 +3,8 @@
 Prints, for each anyio backend:
 * cast throughput (messages/s) of one actor, next to a bare producer/consumer pair on an anyio
   memory object stream with the same buffer size, and the ratio (target: >= 0.5);
-* call round-trip time (median and p99);
+* call round-trip time (median and p99), next to a bare request/reply over two anyio memory
+  object streams (a request stream and a reply stream, one server task), and the ratio;
 * crash-to-restart latency: from a child raising to its restarted incarnation handling a
   message, with no backoff (target: median < 1 ms).
 """
@@ -66,6 +67,28 @@ async def actor_cast(n: int) -> float:
     return n / elapsed
 
 
+async def bare_round_trip(n: int) -> list[float]:
+    """The reference for a call: a request stream and a reply stream to one server task."""
+    request_send, request_receive = anyio.create_memory_object_stream[int](CAPACITY)
+    reply_send, reply_receive = anyio.create_memory_object_stream[int](CAPACITY)
+    samples = []
+
+    async def server() -> None:
+        async with request_receive, reply_send:
+            async for request in request_receive:
+                await reply_send.send(request)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(server)
+        async with request_send, reply_receive:
+            for i in range(n):
+                start = time.perf_counter()
+                await request_send.send(i)
+                await reply_receive.receive()
+                samples.append(time.perf_counter() - start)
+    return samples
+
+
 async def actor_call(n: int) -> list[float]:
     samples = []
     async with open_actor(Sink()) as address:
@@ -118,14 +141,22 @@ async def run(n: int) -> None:
     await actor_cast(n // 10)
     bare = statistics.median([await bare_stream(n) for _ in range(3)])
     cast = statistics.median([await actor_cast(n) for _ in range(3)])
+    await bare_round_trip(n // 100)  # warm-up
+    await actor_call(n // 100)
+    bare_calls = await bare_round_trip(n // 10)
     calls = await actor_call(n // 10)
     restarts = await restart_latency(1000)
     ratio = cast / bare
+    call_ratio = statistics.median(calls) / statistics.median(bare_calls)
     print(f"  bare memory-object stream : {bare:>12,.0f} msg/s")
     print(f"  actor cast                : {cast:>12,.0f} msg/s   ratio {ratio:.2f} (target >= 0.5)")
     print(
+        f"  bare request/reply streams: median {statistics.median(bare_calls) * 1e6:7.1f} us"
+        f"   p99 {pct(bare_calls, 0.99) * 1e6:7.1f} us"
+    )
+    print(
         f"  actor call round trip     : median {statistics.median(calls) * 1e6:7.1f} us"
-        f"   p99 {pct(calls, 0.99) * 1e6:7.1f} us"
+        f"   p99 {pct(calls, 0.99) * 1e6:7.1f} us   ratio {call_ratio:.2f}x the bare round trip"
     )
     print(
         f"  crash -> restarted handles: median {statistics.median(restarts) * 1e6:7.1f} us"

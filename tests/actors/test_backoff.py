@@ -34,12 +34,25 @@ def test_jitter_never_shortens_the_first_delay() -> None:
         assert backoff_delay(backoff, 0, SequenceRandom(value)) >= 2.0
 
 
-def test_cap_bounds_the_exponential_part_and_jitter_applies_on_top() -> None:
-    backoff = Backoff(base=1.0, cap=10.0, factor=2.0, jitter=0.1)
+def test_cap_bounds_the_delay_jitter_included() -> None:
+    backoff = Backoff(base=1.0, cap=10.0, factor=2.0, jitter=0.5)
     assert backoff_delay(backoff, 3, _zero) == 8.0
+    assert backoff_delay(backoff, 3, SequenceRandom(0.2)) == pytest.approx(8.8)
+    # Below the cap without jitter, beyond it with: the cap wins.
+    assert backoff_delay(backoff, 3, SequenceRandom(0.9)) == 10.0
     assert backoff_delay(backoff, 4, _zero) == 10.0
     assert backoff_delay(backoff, 20, _zero) == 10.0
-    assert backoff_delay(backoff, 20, SequenceRandom(0.5)) == pytest.approx(10.5)
+    assert backoff_delay(backoff, 20, SequenceRandom(0.5)) == 10.0
+
+
+@pytest.mark.parametrize("r", [0.0, 0.5, 0.999])
+def test_an_operators_cap_is_the_longest_wait(r: float) -> None:
+    # Citadel's game-server defaults: 5 s doubling to 300 s, 20 % jitter.
+    backoff = Backoff(base=5.0, cap=300.0, factor=2.0, jitter=0.2)
+    delays = [backoff_delay(backoff, attempt, SequenceRandom(r)) for attempt in range(100)]
+    assert max(delays) <= 300.0
+    assert delays[6] == 300.0  # 5 * 2**6 = 320: capped, not 300 * 1.2 = 360
+    assert delays[5] == pytest.approx(min(300.0, 160.0 * (1 + 0.2 * r)))
 
 
 @pytest.mark.parametrize("attempt", [40, 63, 64, 1000, 10**9])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 from actors import (
@@ -151,8 +150,8 @@ async def test_calling_a_child_still_in_on_start_fails_at_once() -> None:
             await address.call("early", timeout=100.0)
         assert anyio.current_time() == start
         release.set()
-        while not address.alive:
-            await anyio.lowlevel.checkpoint()
+        await anyio.wait_all_tasks_blocked()  # on_start returned; the actor waits for mail
+        assert address.alive
         assert await address.call("later") == "later"
         done.set()
 

@@ -5,6 +5,11 @@ them at random intervals, sometimes several of one supervisor at once so that su
 up and escalate. Afterwards the tree must be whole again, no supervisor may have restarted more
 than its intensity allows within any window, every crash must have been answered, and leaving
 the root must end every actor and every task.
+
+Tasks are also counted while the tree runs: whenever everything is quiet, every restart-timer task
+belongs to a restart that still waits (a timer whose restart was taken over by a group restart,
+or cancelled by a stop, must be gone), and after the final quiet period the running tree has
+exactly as many tasks as when it first started.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from actors import (
     SupervisorRef,
     open_supervisor,
 )
+from actors._supervisor import TIMER_TASK
 from actors.testing import Crash, Probe, ReportCapture
 from tests.actors._support import bounded
 
@@ -108,13 +114,14 @@ class Walk:
 
     rows: list[tuple[str, ChildInfo]]  # (supervisor name, child)
     unreachable: int  # supervisors that were down while we looked
+    refs: dict[str, SupervisorRef]  # the supervisors reached, by name
 
     def workers(self) -> list[ChildInfo]:
         return [info for _, info in self.rows if not info.supervisor]
 
 
 async def walk(sup: SupervisorRef) -> Walk:
-    result = Walk([], 0)
+    result = Walk([], 0, {})
 
     async def visit(ref: SupervisorRef) -> None:
         try:
@@ -122,6 +129,7 @@ async def walk(sup: SupervisorRef) -> Walk:
         except ActorExited:
             result.unreachable += 1
             return
+        result.refs[ref.address.name] = ref
         for info in children:
             result.rows.append((ref.address.name, info))
             if info.supervisor and info.state == "running":
@@ -129,6 +137,18 @@ async def walk(sup: SupervisorRef) -> Walk:
 
     await visit(sup)
     return result
+
+
+async def check_timers(root: SupervisorRef) -> Walk:
+    """At a quiet moment: one timer task per restart still waiting, none left over."""
+    await anyio.wait_all_tasks_blocked()
+    snapshot = await walk(root)
+    pending = 0
+    for ref in snapshot.refs.values():
+        pending += (await ref.statistics()).pending_restarts
+    timers = [t for t in anyio.get_running_tasks() if (t.name or "").startswith(TIMER_TASK)]
+    assert len(timers) == pending, (len(timers), pending, anyio.current_time())
+    return snapshot
 
 
 def replaces(report: Report, name: str) -> bool:
@@ -139,12 +159,17 @@ def replaces(report: Report, name: str) -> bool:
     return name == restarted or name.startswith(restarted + "/")
 
 
-def check_every_crash_answered(reports: list[Report]) -> None:
+def check_every_crash_answered(reports: list[Report], operator: list[tuple[int, str, str]]) -> None:
+    """Every crash was followed by a restart of it (or of its supervisor), a give-up, or an
+    operator's ``restart_child`` of it (``operator``: report index, supervisor, child)."""
     for index, crash in enumerate(reports):
         if crash.kind is not ReportKind.CRASH:
             continue
         later = reports[index + 1 :]
         answered = any(
+            at > index and (name, child) == (crash.supervisor, crash.offender)
+            for at, name, child in operator
+        ) or any(
             (
                 r.kind is ReportKind.RESTART
                 and r.supervisor == crash.supervisor
@@ -195,6 +220,7 @@ async def test_chaos_tree_recovers_and_respects_intensity() -> None:
     capture = ReportCapture()
     seen: list[Address[object]] = []
     tasks_before = len(anyio.get_running_tasks())
+    operator: list[tuple[int, str, str]] = []  # restart_child during a backoff
     casts = 0
     start = anyio.current_time()
 
@@ -209,6 +235,8 @@ async def test_chaos_tree_recovers_and_respects_intensity() -> None:
         assert len(first.workers()) == TOTAL_WORKERS
         assert len(first.rows) == TOTAL_WORKERS + len(SUPERVISOR_NAMES) - 1
         seen.extend(info.address for _, info in first.rows)
+        await anyio.wait_all_tasks_blocked()
+        tasks_running = len(anyio.get_running_tasks())
 
         while anyio.current_time() - start < DURATION and casts < MAX_CRASHES:
             await anyio.sleep(chaos.uniform(0.5, 50.0))
@@ -235,6 +263,19 @@ async def test_chaos_tree_recovers_and_respects_intensity() -> None:
                     casts += 1
                 except ActorExited:
                     pass  # went down meanwhile (a sibling's group restart)
+            quiet = await check_timers(root)
+            waiting = [
+                (name, info)
+                for name, info in quiet.rows
+                if not info.supervisor and info.state == "restarting"
+            ]
+            if waiting and chaos.random() < 0.3:
+                # An operator restarts a worker now instead of waiting for its backoff: its
+                # pending restart (and, alone in it, its timer) must end.
+                name, info = chaos.choice(waiting)
+                operator.append((len(capture.reports), name, info.id))
+                await quiet.refs[name].restart_child(info.id)
+                await check_timers(root)
 
         elapsed = anyio.current_time() - start
         await anyio.sleep(600.0)  # quiet: every pending backoff elapses
@@ -249,13 +290,16 @@ async def test_chaos_tree_recovers_and_respects_intensity() -> None:
         for index, info in enumerate(final.workers()):
             assert await info.address.call(index) == index
         seen.extend(info.address for _, info in final.rows)
+        await check_timers(root)
+        assert len(anyio.get_running_tasks()) == tasks_running  # nothing leaked while running
 
     reports = capture.reports
     crashes = [r for r in reports if r.kind is ReportKind.CRASH]
     assert elapsed >= DURATION  # an hour of virtual time went by
     assert casts >= 50
     assert len(crashes) >= casts // 2
-    check_every_crash_answered(reports)
+    check_every_crash_answered(reports, operator)
+    assert len(operator) >= 5
     give_ups = sum(
         check_intensity(reports, name, ROOT_INTENSITY if name == "root" else INTENSITY)
         for name in SUPERVISOR_NAMES

@@ -403,6 +403,125 @@ async def test_per_kind_coalesce_with_default_wait() -> None:
     assert actor.log == [("k", 2), "x", "y"]
 
 
+# -- only droppable kinds are dropped ---------------------------------------------------------
+
+
+def tick_key(message: Any) -> Any:
+    return ("tick", message.n) if isinstance(message, Tick) else None
+
+
+@pytest.mark.parametrize("protected", [Overflow.WAIT, Overflow.FAIL])
+@pytest.mark.parametrize("dropper", [Overflow.DROP_OLDEST, Overflow.COALESCE])
+@bounded
+async def test_a_droppable_kind_evicts_only_droppable_messages(
+    protected: Overflow, dropper: Overflow
+) -> None:
+    capture = ReportCapture()
+    policy = MailboxPolicy(
+        capacity=3, overflow=protected, per_kind={Tick: dropper}, coalesce_key=tick_key
+    )
+    actor = gated(policy)
+    async with open_actor(actor, reports=capture.bus) as address:
+        await block(actor, address)
+        await address.cast("kept")  # the oldest, but sent under a no-loss policy
+        await address.cast(Tick(1))
+        await address.cast(Tick(2))
+        await address.cast(Tick(3))  # full: Tick(1) goes, from behind "kept"
+        await address.cast(Tick(4))  # full: Tick(2) goes
+        stats = address.statistics()
+        assert (stats.queued, stats.dropped, stats.rejected) == (3, 2, 0)
+        actor.gate.set()
+        await actor.wait_for_count(3)
+    assert [repr(m) for m in actor.log] == ["'kept'", "Tick(3)", "Tick(4)"]
+    drops = capture.of_kind(ReportKind.MAILBOX_DROP)
+    assert [(r.reason, r.context["message_type"]) for r in drops] == [
+        ("dropped_oldest", "Tick"),
+        ("dropped_oldest", "Tick"),
+    ]
+
+
+@bounded
+async def test_a_mailbox_full_of_undroppable_messages_drops_the_droppable_newcomer() -> None:
+    capture = ReportCapture()
+    policy = MailboxPolicy(capacity=2, per_kind={Tick: Overflow.DROP_OLDEST})  # default: WAIT
+    actor = gated(policy)
+    async with open_actor(actor, name="mixed", reports=capture.bus) as address:
+        await block(actor, address)
+        await address.cast("must-not-be-lost-1")
+        await address.cast("must-not-be-lost-2")
+        start = anyio.current_time()
+        await address.cast(Tick(1))  # nothing may make room for it: it is the one dropped
+        with pytest.raises(MailboxFull, match="may not be dropped"):
+            await address.call(Tick(2), timeout=100)  # a call is refused, not lost silently
+        assert anyio.current_time() == start  # neither waited
+        stats = address.statistics()
+        assert (stats.queued, stats.dropped, stats.received) == (2, 2, 3)
+        actor.gate.set()
+        await actor.wait_for_count(2)
+    assert actor.log == ["must-not-be-lost-1", "must-not-be-lost-2"]
+    drops = capture.of_kind(ReportKind.MAILBOX_DROP, offender="mixed")
+    assert [(r.reason, r.context["message_type"]) for r in drops] == [
+        ("dropped_newest", "Tick"),
+        ("dropped_newest", "Tick"),
+    ]
+
+
+@bounded
+async def test_a_coalescing_kind_dropped_from_the_middle_leaves_its_key_free() -> None:
+    policy = MailboxPolicy(
+        capacity=3, overflow=Overflow.FAIL, per_kind={tuple: Overflow.COALESCE}, coalesce_key=key
+    )
+    actor = gated(policy)
+    async with open_actor(actor) as address:
+        await block(actor, address)
+        await address.cast("a")
+        await address.cast(("k", 1))
+        await address.cast(("j", 1))
+        await address.cast(("m", 1))  # full: ("k", 1) is dropped from behind "a"
+        await address.cast(("k", 2))  # "k" is no longer queued: appended, drops ("j", 1)
+        await address.cast(("m", 2))  # coalesces with the queued ("m", 1)
+        stats = address.statistics()
+        assert (stats.queued, stats.dropped, stats.coalesced) == (3, 2, 1)
+        actor.gate.set()
+        await actor.wait_for_count(3)
+    assert actor.log == ["a", ("m", 2), ("k", 2)]
+
+
+# -- sending is a checkpoint ------------------------------------------------------------------
+
+
+@bounded
+async def test_a_sending_loop_lets_the_actor_run() -> None:
+    # Every `await cast(...)` yields, even with room: a producer cannot starve its consumer
+    # and make a drop-oldest mailbox discard nearly everything.
+    actor = gated(MailboxPolicy(capacity=10, overflow=Overflow.DROP_OLDEST))
+    async with open_actor(actor) as address:
+        for n in range(10_000):
+            await address.cast(n)
+        stats = address.statistics()
+        handled = len(actor.log)
+    assert stats.dropped == 0
+    assert handled + stats.queued == 10_000
+    assert actor.log == list(range(handled))
+
+
+@pytest.mark.parametrize("overflow", list(Overflow))
+@bounded
+async def test_a_cast_in_a_cancelled_scope_raises_and_sends_nothing(overflow: Overflow) -> None:
+    policy = MailboxPolicy(capacity=5, overflow=overflow, coalesce_key=key)
+    actor = gated(policy)
+    async with open_actor(actor) as address:
+        await block(actor, address)
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await address.cast("never")
+            pytest.fail("the cast must raise the cancellation")
+        assert scope.cancelled_caught
+        assert address.statistics().queued == 0
+        actor.gate.set()
+    assert actor.log == []
+
+
 # -- the control lane -------------------------------------------------------------------------
 
 

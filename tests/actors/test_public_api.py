@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import actors
+import actors._exceptions
 import actors.testing
 
 PACKAGE = Path(actors.__file__).parent
@@ -58,31 +59,56 @@ def test_all_is_exactly_the_documented_surface_and_sorted() -> None:
     assert actors.__all__ == sorted(actors.__all__)
 
 
-@pytest.mark.parametrize("name", DOCUMENTED)
-def test_every_public_name_is_importable(name: str) -> None:
-    module = importlib.import_module("actors")
-    assert getattr(module, name) is not None
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [("actors", name) for name in DOCUMENTED]
+    + [("actors.testing", name) for name in actors.testing.__all__],
+)
+def test_every_public_name_is_ours_and_has_a_summary(module: str, name: str) -> None:
+    obj = getattr(importlib.import_module(module), name)
+    # Defined in this package (not a re-exported anyio name), with its own docstring.
+    assert obj.__module__.split(".")[0] == "actors"
+    own_doc = obj.__dict__.get("__doc__") if isinstance(obj, type) else obj.__doc__
+    assert own_doc, f"{module}.{name} has no docstring"
+    assert own_doc.strip().splitlines()[0].rstrip().endswith("."), "a one-line summary"
 
 
 def test_testing_module_surface() -> None:
-    assert actors.testing.__all__ == ["Crash", "Probe", "ReportCapture", "SequenceRandom"]
-    for name in actors.testing.__all__:
-        assert getattr(actors.testing, name) is not None
+    assert actors.testing.__all__ == [
+        "AutojumpSelector",
+        "Crash",
+        "Probe",
+        "ReportCapture",
+        "SequenceRandom",
+        "virtual_time_backend",
+    ]
+
+
+ERRORS = [
+    "ActorError",
+    "ActorExited",
+    "ActorKilled",
+    "CallTimeout",
+    "MailboxFull",
+    "NameTaken",
+    "RestartIntensityExceeded",
+    "StartFailed",
+    "TooManyChildren",
+    "UnknownChild",
+]
 
 
 def test_every_error_is_an_actor_error() -> None:
-    errors = [
-        actors.MailboxFull,
-        actors.ActorExited,
-        actors.CallTimeout,
-        actors.NameTaken,
-        actors.StartFailed,
-        actors.RestartIntensityExceeded,
-        actors.TooManyChildren,
-        actors.UnknownChild,
+    exported = [
+        name
+        for name in actors.__all__
+        if isinstance(getattr(actors, name), type)
+        and issubclass(getattr(actors, name), BaseException)
     ]
-    for error in errors:
-        assert issubclass(error, actors.ActorError)
+    assert exported == ERRORS  # none forgotten here, none missing from the package
+    for name in ERRORS:
+        assert issubclass(getattr(actors, name), actors.ActorError)
+        assert name in (actors._exceptions.__doc__ or "")  # drawn in the tree
     assert issubclass(actors.ActorError, Exception)
 
 

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import anyio
-import anyio.lowlevel
 import pytest
 
 from actors import (
@@ -32,10 +31,12 @@ from actors import (
     SupervisorRef,
     TooManyChildren,
     UnknownChild,
+    open_actor,
     open_supervisor,
 )
 from actors._spec import should_restart
 from actors._strategy import affected_children
+from actors._supervisor import TIMER_TASK
 from actors.testing import Crash, Probe, ReportCapture, SequenceRandom
 from tests.actors._support import bounded
 
@@ -108,38 +109,49 @@ def offenders(reports: list[Report]) -> list[str]:
     return [r.offender for r in reports]
 
 
-# -- restart type x exit kind x strategy ------------------------------------------------------
+# -- restart type x exit kind x strategy x sibling restart type -------------------------------
 
-EXITS = ["normal", "shutdown", "error"]
+#: How b's incarnation ends: it stops itself (`Actor.stop`), `terminate_child` stops it, or it
+#: raises. An actor cannot end itself with `ExitKind.SHUTDOWN`: that kind only ever comes from
+#: its supervisor's stop, which never restarts (the pure `should_restart` table, which also has
+#: OTP's self-``shutdown`` rows, is tested in test_spec.py).
+EXITS = ["normal", "terminated", "error"]
 
 
+@pytest.mark.parametrize("sibling", list(Restart), ids=lambda r: f"siblings-{r.value}")
 @pytest.mark.parametrize("strategy", list(Strategy))
 @pytest.mark.parametrize("restart", list(Restart))
 @pytest.mark.parametrize("exit_kind", EXITS)
 @bounded
 async def test_restart_type_by_exit_kind_by_strategy(
-    strategy: Strategy, restart: Restart, exit_kind: str
+    strategy: Strategy, restart: Restart, exit_kind: str, sibling: Restart
 ) -> None:
     book = Book()
     capture = ReportCapture()
     order = ["a", "b", "c"]
-    specs = [book.spec("a"), book.spec("b", restart=restart), book.spec("c")]
+    specs = [
+        book.spec("a", restart=sibling),
+        book.spec("b", restart=restart),
+        book.spec("c", restart=sibling),
+    ]
     async with open_supervisor(
         specs, strategy=strategy, backoff=NOW, intensity=10, reports=capture.bus
     ) as sup:
         address = await address_of(sup, "b")
         if exit_kind == "normal":
             await address.cast("stop")
-        elif exit_kind == "shutdown":
+        elif exit_kind == "terminated":
             await sup.terminate_child("b")
         else:
             await address.cast(Crash())
-        kind = {"normal": ExitKind.NORMAL, "shutdown": ExitKind.SHUTDOWN}.get(
-            exit_kind, ExitKind.ERROR
-        )
+        kind = ExitKind.NORMAL if exit_kind == "normal" else ExitKind.ERROR
         # An explicit terminate_child never restarts, whatever the restart type.
-        restarted = exit_kind != "shutdown" and should_restart(restart, kind)
-        expected = affected_children(strategy, order, "b") if restarted else ()
+        restarted = exit_kind != "terminated" and should_restart(restart, kind)
+        group = affected_children(strategy, order, "b") if restarted else ()
+        # OTP: running siblings in the group are stopped and restarted with b, permanent and
+        # transient alike (the supervisor stopped them); temporary ones end and are removed.
+        removed = [c for c in group if c != "b" and sibling is Restart.TEMPORARY]
+        expected = [c for c in group if c not in removed]
         if restarted:
             await capture.wait_for(ReportKind.RESTART, count=len(expected))
         elif exit_kind == "error":
@@ -147,22 +159,64 @@ async def test_restart_type_by_exit_kind_by_strategy(
         await anyio.wait_all_tasks_blocked()
 
         assert book.starts == Counter({c: 1 + (c in expected) for c in order})
-        assert offenders(capture.of_kind(ReportKind.RESTART)) == list(expected)
+        assert offenders(capture.of_kind(ReportKind.RESTART)) == expected
         assert offenders(capture.of_kind(ReportKind.CRASH)) == (
             ["b"] if exit_kind == "error" else []
         )
         current = await states(sup)
+        present = [c for c in order if c not in removed]
         if restart is Restart.TEMPORARY:
-            assert current == {"a": "running", "c": "running"}
-        elif restarted:
-            assert current == dict.fromkeys(order, "running")
-        else:
-            assert current == {"a": "running", "b": "stopped", "c": "running"}
+            present.remove("b")  # a temporary child is removed however it ends
+        b_state = "running" if restarted else "stopped"
+        assert current == {c: b_state if c == "b" else "running" for c in present}
+        for gone in removed:
+            assert book.stop_kinds[gone] is ExitKind.SHUTDOWN
+            assert (await address_of_or_none(sup, gone)) is None
         if restarted:
             assert await address.call("ping") == "ping"  # the same address reaches the new one
         else:
             with pytest.raises(ActorExited):
                 await address.call("ping")
+
+
+async def address_of_or_none(sup: SupervisorRef, child_id: str) -> Any:
+    for info in await sup.which_children():
+        if info.id == child_id:
+            return info.address
+    return None
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+@pytest.mark.parametrize("how", ["terminated", "transient-ended-normally"])
+@bounded
+async def test_a_stopped_sibling_stays_stopped_through_a_group_restart(
+    strategy: Strategy, how: str
+) -> None:
+    # OTP would start it again with the group; here an operator's stop (or a transient
+    # child's normal end) stands until someone starts it.
+    book = Book()
+    capture = ReportCapture()
+    restart = Restart.TRANSIENT if how.startswith("transient") else Restart.PERMANENT
+    specs = [book.spec("a"), book.spec("b"), book.spec("c", restart=restart)]
+    async with open_supervisor(
+        specs, strategy=strategy, backoff=NOW, intensity=10, reports=capture.bus
+    ) as sup:
+        if how == "terminated":
+            await sup.terminate_child("c")
+        else:
+            await (await address_of(sup, "c")).cast("stop")
+            await anyio.wait_all_tasks_blocked()
+        assert (await states(sup))["c"] == "stopped"
+        crashed = "a" if strategy is Strategy.ONE_FOR_ALL else "b"
+        await (await address_of(sup, crashed)).cast(Crash())
+        restarted = ["a", "b"] if strategy is Strategy.ONE_FOR_ALL else ["b"]
+        await capture.wait_for(ReportKind.RESTART, count=len(restarted))
+        await anyio.wait_all_tasks_blocked()
+        assert offenders(capture.of_kind(ReportKind.RESTART)) == restarted
+        assert await states(sup) == {"a": "running", "b": "running", "c": "stopped"}
+        assert book.starts["c"] == 1
+        await sup.restart_child("c")  # it can still be started on purpose
+        assert book.starts["c"] == 2
 
 
 # -- order ------------------------------------------------------------------------------------
@@ -481,6 +535,269 @@ async def test_supervisor_shutdown_during_backoff_restarts_nothing() -> None:
     assert worker.closed
 
 
+# -- explicit stops against pending restarts, and errors while stopping ---------------------
+
+
+class GatedStop(Probe):
+    """A probe whose `on_stop` waits for ``gate``: stopping it keeps its supervisor busy."""
+
+    def __init__(self, gate: anyio.Event) -> None:
+        super().__init__()
+        self.gate = gate
+
+    async def on_stop(self, kind: ExitKind) -> None:
+        await self.gate.wait()
+
+
+def timer_tasks() -> int:
+    return sum(1 for task in anyio.get_running_tasks() if (task.name or "").startswith(TIMER_TASK))
+
+
+@pytest.mark.parametrize("due", ["after-backoff", "at-once"])
+@bounded
+async def test_a_stop_requested_before_the_restart_falls_due_wins(due: str) -> None:
+    # The supervisor is busy stopping "slow" when the operator asks it to stop "w", which is
+    # waiting for its restart (after-backoff: the timer fires meanwhile; at-once: "w" crashes
+    # after the request, with no backoff). The stop was asked first: "w" must not start again
+    # (for a game server, that start is a process spawn).
+    book = Book()
+    capture = ReportCapture()
+    gate = anyio.Event()
+    backoff = Backoff(base=10.0, jitter=0.0) if due == "after-backoff" else NOW
+    specs = [ChildSpec("slow", start=lambda: GatedStop(gate), shutdown=1000.0), book.spec("w")]
+    async with open_supervisor(specs, backoff=backoff, reports=capture.bus) as sup:
+        worker = await address_of(sup, "w")
+        if due == "after-backoff":
+            await worker.cast(Crash())
+            await capture.wait_for(ReportKind.RESTART_SCHEDULED)
+        stopped = anyio.Event()
+
+        async def operator_stops_w() -> None:
+            await sup.terminate_child("w")
+            stopped.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.terminate_child, "slow")
+            await anyio.wait_all_tasks_blocked()  # the supervisor waits for slow's on_stop
+            tg.start_soon(operator_stops_w)
+            await anyio.wait_all_tasks_blocked()  # the request waits in the mailbox
+            if due == "after-backoff":
+                await anyio.sleep(20.0)  # the restart falls due while the supervisor is busy
+            else:
+                await worker.cast(Crash())
+                await anyio.wait_all_tasks_blocked()
+            assert not stopped.is_set()
+            gate.set()
+        await capture.wait_for(ReportKind.CRASH, offender="w")
+        assert book.starts["w"] == 1
+        assert capture.of_kind(ReportKind.RESTART) == []
+        assert await states(sup) == {"slow": "stopped", "w": "stopped"}
+        assert (await sup.statistics()).pending_restarts == 0
+        with pytest.raises(ActorExited) as caught:
+            await worker.call("x")
+        assert caught.value.reason == "stopped"
+        assert await sup.restart_child("w") is worker  # an explicit start still works
+        assert book.starts["w"] == 2
+
+
+@bounded
+async def test_terminate_child_during_backoff_ends_the_timer_task() -> None:
+    capture = ReportCapture()
+    backoff = Backoff(base=300.0, cap=300.0, jitter=0.0)
+    async with open_supervisor(
+        [probe_spec("w"), probe_spec("x")], backoff=backoff, reports=capture.bus
+    ) as sup:
+        await (await address_of(sup, "w")).cast(Crash())
+        await capture.wait_for(ReportKind.RESTART_SCHEDULED)
+        assert timer_tasks() == 1
+        assert (await sup.statistics()).pending_restarts == 1
+        await sup.terminate_child("w")
+        await anyio.wait_all_tasks_blocked()
+        assert timer_tasks() == 0  # not left asleep for 300 s
+        assert (await sup.statistics()).pending_restarts == 0
+
+
+@bounded
+async def test_a_group_restart_that_takes_over_a_pending_restart_ends_its_timer() -> None:
+    capture = ReportCapture()
+    backoff = Backoff(base=100.0, cap=100.0, jitter=0.0)
+    specs = [probe_spec(c) for c in "abc"]
+    async with open_supervisor(
+        specs, strategy=Strategy.REST_FOR_ONE, backoff=backoff, reports=capture.bus
+    ) as sup:
+        await (await address_of(sup, "b")).cast(Crash())  # b and c wait 100 s
+        await capture.wait_for(ReportKind.RESTART_SCHEDULED)
+        await anyio.sleep(50.0)
+        await (await address_of(sup, "a")).cast(Crash())  # a, b and c now wait for a's timer
+        await capture.wait_for(ReportKind.RESTART_SCHEDULED, count=2)
+        await anyio.wait_all_tasks_blocked()
+        assert timer_tasks() == 1
+        assert (await sup.statistics()).pending_restarts == 1
+        crashed = anyio.current_time()
+        restarts = await capture.wait_for(ReportKind.RESTART, count=3)
+        assert [r.time - crashed for r in restarts] == pytest.approx([100.0] * 3)
+        assert offenders(restarts) == ["a", "b", "c"]
+        await anyio.wait_all_tasks_blocked()
+        assert timer_tasks() == 0
+
+
+class FailingStop(Probe):
+    """A probe whose stop raises: in `on_stop`, or in a cleanup on its exit stack."""
+
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.where = where
+
+    async def on_start(self) -> None:
+        if self.where == "exit_stack":
+            self.exit_stack.push_async_callback(self._fail)
+
+    async def on_stop(self, kind: ExitKind) -> None:
+        if self.where == "on_stop":
+            await self._fail()
+
+    async def _fail(self) -> None:
+        raise RuntimeError(f"{self.where} blew up")
+
+
+@pytest.mark.parametrize("where", ["on_stop", "exit_stack"])
+@pytest.mark.parametrize("how", ["terminate_child", "restart_child", "supervisor_shutdown"])
+@bounded
+async def test_an_error_while_stopping_is_reported(where: str, how: str) -> None:
+    capture = ReportCapture()
+    specs = [ChildSpec("w", start=lambda: FailingStop(where)), probe_spec("x")]
+    async with open_supervisor(specs, reports=capture.bus) as sup:
+        if how == "terminate_child":
+            await sup.terminate_child("w")
+            assert await states(sup) == {"w": "stopped", "x": "running"}
+        elif how == "restart_child":
+            await sup.restart_child("w")
+            assert await states(sup) == {"w": "running", "x": "running"}
+    # restart_child: the stop of the first incarnation, then the second one's at shutdown.
+    crashes = capture.of_kind(ReportKind.CRASH)
+    assert len(crashes) == (2 if how == "restart_child" else 1)
+    for crash in crashes:
+        assert crash.offender == "w"
+        assert str(crash.reason) == f"{where} blew up"
+        assert crash.context["context"] == "shutdown"
+    assert capture.of_kind(ReportKind.RESTART) == []  # a stop asked for stays a stop
+
+
+@bounded
+async def test_a_sibling_crashing_while_the_group_is_being_stopped() -> None:
+    # one_for_all: a crashes; while the supervisor waits for c to stop, b crashes by itself.
+    # b's crash is reported, and b restarts once, with the group; the group restart counts
+    # once towards the intensity (OTP: a shutdown_error, not a restart of its own).
+    book = Book()
+    capture = ReportCapture()
+    gate = anyio.Event()
+    specs = [
+        book.spec("a"),
+        book.spec("b"),
+        ChildSpec("c", start=lambda: GatedStop(gate), shutdown=50.0),
+    ]
+    async with open_supervisor(
+        specs,
+        strategy=Strategy.ONE_FOR_ALL,
+        backoff=Backoff(base=10.0, jitter=0.0),
+        intensity=10,
+        period=100.0,
+        reports=capture.bus,
+    ) as sup:
+        rows = {info.id: info.address for info in await sup.which_children()}
+        await rows["a"].cast(Crash())
+        await anyio.wait_all_tasks_blocked()  # the supervisor waits for c's on_stop
+        await rows["b"].cast(Crash(ValueError("b died meanwhile")))
+        await anyio.wait_all_tasks_blocked()
+        gate.set()
+        await capture.wait_for(ReportKind.RESTART, count=3)
+        crashes = capture.of_kind(ReportKind.CRASH)
+        assert [(r.offender, r.context["context"]) for r in crashes] == [
+            ("a", "running"),
+            ("b", "running"),
+        ]
+        assert isinstance(crashes[1].reason, ValueError)
+        assert offenders(capture.of_kind(ReportKind.RESTART)) == ["a", "b", "c"]
+        assert len(capture.of_kind(ReportKind.RESTART_SCHEDULED)) == 1
+        assert (await sup.statistics()).restarts_in_window == 1
+        assert book.starts == Counter({"a": 2, "b": 2})
+        for child in "abc":
+            assert await rows[child].call(child) == child
+
+
+@bounded
+async def test_a_start_that_keeps_failing_without_backoff_gives_up_cleanly() -> None:
+    # 2000 immediate attempts: no recursion (it once ended in RecursionError on trio).
+    book = Book()
+    capture = ReportCapture()
+
+    async def run() -> None:
+        async with open_supervisor(
+            [book.spec("w")], intensity=2000, period=1000.0, backoff=NOW, reports=capture.bus
+        ) as sup:
+            book.fail_next["w"] = 10**6
+            await (await address_of(sup, "w")).cast(Crash())
+            await anyio.sleep_forever()
+
+    with pytest.raises(RestartIntensityExceeded):
+        await run()
+    crashes = capture.of_kind(ReportKind.CRASH)
+    assert len([c for c in crashes if c.context["context"] == "start"]) == 2000
+    assert len(capture.of_kind(ReportKind.GIVE_UP)) == 1
+
+
+@bounded
+async def test_an_operators_stop_ends_a_start_failure_loop() -> None:
+    book = Book()
+    capture = ReportCapture()
+    async with open_supervisor(
+        [book.spec("w"), book.spec("x")],
+        intensity=10_000,
+        period=1.0,
+        backoff=NOW,
+        reports=capture.bus,
+    ) as sup:
+        book.fail_next["w"] = 10**9
+        await (await address_of(sup, "w")).cast(Crash())
+        await capture.wait_for(ReportKind.CRASH, offender="w", count=3)  # attempts under way
+        await sup.terminate_child("w")  # gets in between two attempts
+        attempts = len(capture.of_kind(ReportKind.CRASH))
+        assert await states(sup) == {"w": "stopped", "x": "running"}
+        await anyio.wait_all_tasks_blocked()
+        assert len(capture.of_kind(ReportKind.CRASH)) == attempts  # no attempt after the stop
+        assert (await sup.statistics()).pending_restarts == 0
+    assert capture.of_kind(ReportKind.GIVE_UP) == []
+
+
+@bounded
+async def test_a_crashed_child_says_what_comes_next_before_its_supervisor_has_looked() -> None:
+    capture = ReportCapture()
+    gate = anyio.Event()
+    specs = [
+        ChildSpec("slow", start=lambda: GatedStop(gate), shutdown=100.0),
+        probe_spec("temp", Restart.TEMPORARY),
+        probe_spec("perm"),
+    ]
+    async with open_supervisor(specs, backoff=NOW, reports=capture.bus) as sup:
+        temp, perm = await address_of(sup, "temp"), await address_of(sup, "perm")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sup.terminate_child, "slow")  # the supervisor is busy
+            await anyio.wait_all_tasks_blocked()
+            await temp.cast(Crash())
+            await perm.cast(Crash())
+            await anyio.wait_all_tasks_blocked()
+            with pytest.raises(ActorExited) as caught:
+                await temp.call("x")
+            assert caught.value.reason == "crashed"  # a temporary child is not restarted
+            with pytest.raises(ActorExited) as caught:
+                await perm.call("x")
+            assert caught.value.reason == "restarting"
+            gate.set()
+        await capture.wait_for(ReportKind.RESTART, offender="perm")
+        assert temp.closed
+        assert await perm.call("x") == "x"
+
+
 # -- shutdown timeout -------------------------------------------------------------------------
 
 
@@ -505,6 +822,52 @@ async def test_shutdown_timeout_then_cancellation(where: str) -> None:
         assert report.context["shutdown"] == 3.0
         assert await states(sup) == {"stuck": "stopped", "other": "running"}
     assert capture.of_kind(ReportKind.RESTART) == []
+
+
+class SlowCleanup(Probe):
+    """An actor whose async cleanup never ends; its plain cleanup records that it ran."""
+
+    def __init__(self, cleaned: list[str], *, hang_in_on_stop: bool) -> None:
+        super().__init__()
+        self.cleaned = cleaned
+        self.hang_in_on_stop = hang_in_on_stop
+
+    async def on_start(self) -> None:
+        self.exit_stack.callback(self.cleaned.append, "plain cleanup")
+        self.exit_stack.push_async_callback(anyio.sleep_forever)  # runs first (last in)
+
+    async def on_stop(self, kind: ExitKind) -> None:
+        if self.hang_in_on_stop:
+            await anyio.sleep_forever()
+
+
+@pytest.mark.parametrize("hang_in_on_stop", [True, False], ids=["on_stop-hangs", "on_stop-quick"])
+@pytest.mark.parametrize("runner", ["supervisor", "open_actor"])
+@bounded
+async def test_on_stop_and_the_exit_stack_share_one_shutdown_budget(
+    runner: str, hang_in_on_stop: bool
+) -> None:
+    capture = ReportCapture()
+    cleaned: list[str] = []
+
+    def start() -> SlowCleanup:
+        return SlowCleanup(cleaned, hang_in_on_stop=hang_in_on_stop)
+
+    begin = anyio.current_time()
+    if runner == "supervisor":
+        spec = ChildSpec("w", start=start, shutdown=3.0)
+        async with open_supervisor([spec], reports=capture.bus) as sup:
+            begin = anyio.current_time()
+            await sup.terminate_child("w")
+            assert anyio.current_time() - begin == pytest.approx(3.0)  # not 3 + 3
+            assert await states(sup) == {"w": "stopped"}
+        [report] = capture.of_kind(ReportKind.SHUTDOWN_TIMEOUT)
+        assert report.time - begin == pytest.approx(3.0)
+    else:
+        async with open_actor(start(), shutdown=3.0):
+            begin = anyio.current_time()
+        assert anyio.current_time() - begin == pytest.approx(3.0)
+    assert cleaned == ["plain cleanup"]  # plain callbacks still run after the deadline
 
 
 @bounded
@@ -683,10 +1046,10 @@ async def test_dynamic_supervisor_removes_a_transient_child_after_a_normal_exit(
     book = Book()
     async with open_supervisor(supervisor=DynamicSupervisor()) as sup:
         address = await sup.start_child(book.spec("tr", restart=Restart.TRANSIENT))
+        closed = anyio.Event()
+        address.on_close(lambda _: closed.set())
         await address.cast("stop")
-        while not address.closed:
-            await anyio.wait_all_tasks_blocked()
-            await anyio.lowlevel.checkpoint()
+        await closed.wait()
         assert await sup.which_children() == []
     assert book.starts["tr"] == 1
 
