@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import anyio
+import httpx
 import jwt
 import pytest
 
@@ -46,6 +48,33 @@ def test_wrong_password_is_401_and_throttled(live: Live) -> None:
         )
         assert_error(throttled, 429, "throttled")
         assert int(throttled.headers["retry-after"]) > 0
+
+
+@pytest.mark.anyio
+async def test_concurrent_wrong_logins_cannot_outrun_the_throttle(live: Live) -> None:
+    """60 guesses sent at once: at most 5 are judged (401), the rest refused at once (429)."""
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=60, max_keepalive_connections=60)
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, limits=limits) as client:
+
+        async def guess() -> None:
+            response = await client.post(
+                "/api/auth/login", json={"username": "admin", "password": "wrong"}
+            )
+            statuses.append(response.status_code)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for _ in range(60):
+                    group.start_soon(guess)
+        assert sorted(set(statuses)) == [401, 429]
+        assert statuses.count(401) <= 5
+        # The lock-out holds against the right password too.
+        right = await client.post(
+            "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+    body = assert_error(right, 429, "throttled")
+    assert body["error"].startswith("too many login attempts")
 
 
 def test_unknown_user_gets_the_same_answer(live: Live) -> None:
