@@ -35,7 +35,14 @@ from citadel.auth._tokens import (
     TokenIssuer,
     TokenVerifier,
 )
-from citadel.auth.permissions import ALL, BUILTIN_ROLES, PERMISSIONS, Permission, allows
+from citadel.auth.permissions import (
+    ALL,
+    BUILTIN_ROLES,
+    PERMISSIONS,
+    Permission,
+    allows,
+    missing_grants,
+)
 
 __all__ = [
     "ALGORITHM",
@@ -59,6 +66,7 @@ __all__ = [
     "check_credentials",
     "hash_password",
     "load_jwt_secret",
+    "missing_grants",
     "needs_rehash",
     "verify_password",
     "verify_password_or_dummy",

@@ -235,6 +235,55 @@ def test_users_and_roles_crud(live: Live) -> None:
         assert {"admin", "operator", "viewer"} <= set(names)
 
 
+def test_user_managers_cannot_escalate(live: Live) -> None:
+    """``users.manage`` manages users up to its own powers; admins are out of its reach."""
+    with live.client(live.login()) as admin:
+        created = admin.post(
+            "/api/roles",
+            json={"name": "usermgr", "permissions": ["users.manage", "server.view", "logs.view"]},
+        )
+        assert created.status_code == 201, created.text
+    password = live.add_user("ume", "usermgr")
+    with live.client(live.login("ume", password)) as ume:
+        body = assert_error(ume.patch("/api/users/ume", json={"role": "admin"}), 403, "forbidden")
+        assert "'*'" in body["error"]
+        assert_error(
+            ume.post("/api/roles", json={"name": "x", "permissions": ["*"]}), 403, "forbidden"
+        )
+        rcon = ume.post("/api/roles", json={"name": "x", "permissions": ["server.rcon"]})
+        assert "'server.rcon'" in assert_error(rcon, 403, "forbidden")["error"]
+        widen = ume.patch(
+            "/api/roles/usermgr",
+            json={"permissions": ["users.manage", "server.view", "logs.view", "server.stop"]},
+        )
+        assert_error(widen, 403, "forbidden")
+        take_over = ume.patch("/api/users/admin", json={"password": "i-own-you-now"})
+        assert_error(take_over, 403, "forbidden")
+        assert_error(ume.delete("/api/users/admin"), 403, "forbidden")
+        operator = {"username": "op2", "password": "long-enough-1", "role": "operator"}
+        assert_error(ume.post("/api/users", json=operator), 403, "forbidden")
+        assert_error(ume.delete("/api/roles/viewer"), 403, "forbidden")
+        typo = ume.post("/api/roles", json={"name": "x", "permissions": ["server.veiw"]})
+        assert_error(typo, 422, "invalid_field")
+        # What it holds, it may give out, change and take away.
+        reader = ume.post(
+            "/api/roles", json={"name": "reader", "permissions": ["server.view", "logs.view"]}
+        )
+        assert reader.status_code == 201, reader.text
+        made = ume.post(
+            "/api/users", json={"username": "rita", "password": "long-enough-1", "role": "reader"}
+        )
+        assert made.status_code == 201, made.text
+        assert ume.patch("/api/users/rita", json={"disabled": True}).json()["disabled"] is True
+        assert ume.patch("/api/roles/reader", json={"servers": ["alpha"]}).status_code == 200
+        assert ume.delete("/api/users/rita").status_code == 204
+        assert ume.delete("/api/roles/reader").status_code == 204
+        assert ume.get("/api/users").status_code == 200
+    with live.client(live.login()) as admin:
+        assert admin.get("/api/users/ume").json()["role"] == "usermgr"
+        assert admin.get("/api/auth/me").json()["user"]["role"] == "admin"
+
+
 def test_state_changes_are_audited_without_secrets(live: Live) -> None:
     with live.client() as client:
         client.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
