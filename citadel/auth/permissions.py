@@ -127,7 +127,7 @@ def missing_grants(
     Returns:
         Human phrases, e.g. ``["'*'", "'server.rcon'", "server 'bravo'", "every server"]``.
     """
-    missing = []
+    missing: list[str] = []
     if ALL not in holder_permissions:
         missing.extend(f"{p!r}" for p in sorted(set(permissions) - holder_permissions))
     if holder_servers is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any, Final, Self
 
 import msgspec
 
+from citadel.auth._names import check_username
 from citadel.auth.permissions import BUILTIN_ROLES, unknown_permissions
 from citadel.config import ServerConfig
 from citadel.store._errors import Conflict, StoreError
@@ -89,6 +91,7 @@ class Store:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
+        self._commits = 0
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so migrations and multi-row
         # changes are exactly one transaction each.
         try:
@@ -156,6 +159,19 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._commits += 1
+
+    def revision(self) -> tuple[int, int]:
+        """A marker that moves whenever anything is committed to the file, by anyone.
+
+        ``PRAGMA data_version`` moves when *another* connection commits (another process such
+        as ``citadel user passwd``, in WAL mode), and a counter of this connection's own
+        commits covers the rest. Costs a few microseconds: cheap enough to ask on every token
+        check, so a cache keyed on it is never stale.
+        """
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0]), self._commits
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -186,7 +202,9 @@ class Store:
 
         Raises:
             Conflict: The username is taken or the role does not exist.
+            ValueError: The username breaks the rule of `citadel.auth.check_username`.
         """
+        check_username(username)
         at = self._now(now)
         with self._tx() as conn:
             cursor = conn.execute(
@@ -322,11 +340,22 @@ class Store:
     # ------------------------------------------------------------------ revoked tokens
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
-        """Revoke one token until its own expiry (after which it is refused anyway)."""
+        """Revoke one token until its own expiry (after which it is refused anyway).
+
+        Revoking twice keeps the later expiry. Never drops a revocation silently: an expiry
+        that SQLite cannot hold as a number (NaN would become NULL) is refused loudly.
+
+        Raises:
+            ValueError: ``expires_at`` is not a finite number.
+        """
+        if not math.isfinite(expires_at):
+            raise ValueError(f"a revocation needs a finite expiry, got {expires_at!r}")
         with self._tx() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
-                (jti, expires_at),
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
+                " ON CONFLICT(jti) DO UPDATE SET"
+                " expires_at = max(expires_at, excluded.expires_at)",
+                (jti, float(expires_at)),
             )
 
     def is_revoked(self, jti: str) -> bool:

@@ -12,6 +12,13 @@ import pytest
 from tests.integration.conftest import ADMIN_PASSWORD, Live
 
 
+def expired_token(live: Live, username: str = "admin") -> str:
+    """A correctly signed token of ``username`` that expired a minute ago."""
+    now = time.time()
+    claims = {"sub": username, "role": "x", "iat": now - 120, "exp": now - 60, "jti": "gone"}
+    return jwt.encode(claims, live.secret, algorithm="HS256")
+
+
 def assert_error(response, status: int, code: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
@@ -116,7 +123,7 @@ def test_bad_tokens_are_401(live: Live, header: str | None) -> None:
 
 
 def test_expired_token_is_401(live: Live) -> None:
-    token = live.token_for("admin", ttl=-1)
+    token = expired_token(live)
     with live.client(token) as client:
         body = assert_error(client.get("/api/servers"), 401, "unauthorized")
     assert "expired" in body["error"]

@@ -51,9 +51,7 @@ def test_missing_grants_is_empty_only_when_the_holder_covers_the_role() -> None:
     assert missing_grants(admin, None, ["*"], None) == []
     assert missing_grants(manager, None, ["server.view", "logs.view"], ["alpha"]) == []
     assert missing_grants(manager, None, ["*"], None) == ["'*'"]
-    assert missing_grants(manager, None, ["server.rcon", "server.view"], None) == [
-        "'server.rcon'"
-    ]
+    assert missing_grants(manager, None, ["server.rcon", "server.view"], None) == ["'server.rcon'"]
     scoped = frozenset({"*"})
     assert missing_grants(scoped, frozenset({"alpha"}), ["server.view"], None) == ["every server"]
     assert missing_grants(scoped, frozenset({"alpha"}), ["server.view"], ["alpha", "bravo"]) == [
