@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +21,7 @@ import msgspec
 from citadel.auth._names import check_username
 from citadel.auth.permissions import BUILTIN_ROLES, unknown_permissions
 from citadel.config import ServerConfig
+from citadel.files import PRIVATE_MODE
 from citadel.store._errors import Conflict, StoreError
 from citadel.store._records import AuditEntry, Ban, Notification, Role, StoredServer, User
 from citadel.store._schema import MIGRATIONS, migrate
@@ -92,6 +96,10 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._commits = 0
+        try:
+            _make_private(self.path)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: {exc.strerror or exc}") from exc
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so migrations and multi-row
         # changes are exactly one transaction each.
         try:
@@ -610,6 +618,21 @@ class Store:
         """Delete notifications older than ``older_than``; returns how many went."""
         with self._tx() as conn:
             return conn.execute("DELETE FROM notifications WHERE ts < ?", (older_than,)).rowcount
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (it holds password hashes), and tighten an older one.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so creating
+    the file ourselves first, whatever the umask and the data dir's mode, makes all three
+    the owner's alone. Files left 0644 by an older Citadel are tightened on open.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(PRIVATE_MODE)
 
 
 def _server(row: sqlite3.Row) -> StoredServer:
