@@ -421,10 +421,42 @@ class Store:
             for r in rows
         ]
 
-    def purge_audit(self, older_than: float) -> int:
-        """Delete audit entries older than ``older_than``; returns how many went."""
+    def purge_audit(self, older_than: float, *, limit: int | None = None) -> int:
+        """Delete audit entries older than ``older_than``, the oldest ``limit`` at most.
+
+        Returns how many went; call again while it returns ``limit`` to purge in short
+        transactions that never hold the single writer for long.
+        """
         with self._tx() as conn:
-            return conn.execute("DELETE FROM audit WHERE ts < ?", (older_than,)).rowcount
+            if limit is None:
+                return conn.execute("DELETE FROM audit WHERE ts < ?", (older_than,)).rowcount
+            return conn.execute(
+                "DELETE FROM audit WHERE id IN"
+                " (SELECT id FROM audit WHERE ts < ? ORDER BY id LIMIT ?)",
+                (older_than, limit),
+            ).rowcount
+
+    def cap_audit(self, max_rows: int, *, limit: int | None = None) -> int:
+        """Delete the oldest audit entries beyond the newest ``max_rows`` (``limit`` at most).
+
+        Returns how many went.
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?", (max_rows,)
+            ).fetchone()
+            if row is None:
+                return 0
+            return conn.execute(
+                "DELETE FROM audit WHERE id IN"
+                " (SELECT id FROM audit WHERE id <= ? ORDER BY id LIMIT ?)",
+                (row[0], -1 if limit is None else limit),
+            ).rowcount
+
+    def count_audit(self) -> int:
+        """Return how many audit entries are stored."""
+        row = self._one("SELECT COUNT(*) FROM audit")
+        return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ servers
 

@@ -3,7 +3,8 @@
 Decisions:
 * Bodies above `MAX_BODY_BYTES` are refused with 413 before they are read in full.
 * Every state-changing request (POST, PUT, PATCH, DELETE) is audited with its final status,
-  whoever made it - also refused and failed ones. Bodies are never stored (they hold
+  also refused and failed ones: one row per request whose maker is known, a bounded tally
+  for anonymous refusals (``citadel.web.audit``). Bodies are never stored (they hold
   passwords).
 * The OpenAPI document is served at ``/api/openapi.json``.
 """
@@ -51,17 +52,26 @@ def _audit_middleware(app: Any) -> Any:
             detail = state.get("audit_detail")
             ip = client[0] if client else None
             method, path = scope["method"], scope["path"]
-            # The audit write must not be lost if the request is cancelled mid-way; it is a
-            # cast-like call to the single writer and cheap.
-            try:
-                await run_in_store(
-                    ctx.db,
-                    lambda s: s.add_audit(
-                        user=user, ip=ip, method=method, path=path, status=status, detail=detail
-                    ),
-                )
-            except Exception:  # the audit must never turn a response into a failure
-                ctx.audit_failures += 1
+            if user is None and status >= 400:
+                # Nobody to name: counted, not written one by one (a flood stays bounded).
+                ctx.audit_tally.add(ip, method, path, status, now=ctx.clock())
+            else:
+                # The audit write must not be lost if the request is cancelled mid-way; it is
+                # a cast-like call to the single writer and cheap.
+                try:
+                    await run_in_store(
+                        ctx.db,
+                        lambda s: s.add_audit(
+                            user=user,
+                            ip=ip,
+                            method=method,
+                            path=path,
+                            status=status,
+                            detail=detail,
+                        ),
+                    )
+                except Exception:  # the audit must never turn a response into a failure
+                    ctx.audit_failures += 1
 
     return middleware
 

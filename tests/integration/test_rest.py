@@ -9,6 +9,7 @@ import httpx
 import jwt
 import pytest
 
+from citadel.web.audit import flush_tally
 from tests.integration.conftest import ADMIN_PASSWORD, Live
 
 
@@ -301,6 +302,37 @@ def test_state_changes_are_audited_without_secrets(live: Live) -> None:
     assert [e["status"] for e in logins] == [200, 401]
     assert all(e["user"] == "admin" and e["ip"] == "127.0.0.1" for e in logins)
     assert "wrong" not in str(entries)
+
+
+def test_anonymous_refusals_are_tallied_not_written_one_by_one(live: Live) -> None:
+    store = live.citadel.store
+    before = store.count_audit()
+    with live.client() as client:
+        for _ in range(40):
+            junk = {"Authorization": "Bearer junk"}
+            assert client.post("/api/servers/alpha/start", headers=junk).status_code == 401
+        for _ in range(10):
+            huge = {"username": "admin", "password": "x" * 100_000}
+            assert client.post("/api/auth/login", json=huge).status_code == 413
+        # Unknown paths and methods change nothing and are not audited at all.
+        assert client.post("/api/no/such/path").status_code == 404
+        assert client.post("/healthz").status_code == 405
+        for _ in range(10):  # 5 are judged (and recorded by name), then 5 are throttled
+            client.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
+    assert store.count_audit() == before + 5
+    # The audit actor writes the tally every minute; flush it now instead of waiting.
+    db = live.citadel.registry.whereis("store")
+    assert db is not None
+    assert live.portal.call(flush_tally, db, live.citadel.audit_tally) == 3
+    rows = store.list_audit(limit=8)
+    tallied = {(e.path, e.status): e for e in rows if e.user is None}
+    assert {key: e.detail and e.detail["count"] for key, e in tallied.items()} == {
+        ("/api/servers/alpha/start", 401): 40,
+        ("/api/auth/login", 413): 10,
+        ("/api/auth/login", 429): 5,
+    }
+    judged = [e for e in rows if e.user == "admin" and e.path == "/api/auth/login"]
+    assert [e.status for e in judged] == [401] * 5
 
 
 def test_health_readiness_and_openapi(live: Live) -> None:

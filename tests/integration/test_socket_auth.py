@@ -8,6 +8,7 @@ has been delivered or withheld.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -261,3 +262,45 @@ async def test_expired_token_socket_is_cut_within_a_recheck(live: Live) -> None:
         assert time.time() >= issued.expires_at  # not cut before its time
     finally:
         await client.close()
+
+
+async def test_the_socket_is_filed_under_the_verified_user_not_a_claimed_one(live: Live) -> None:
+    """The broadcaster re-checks a user's sockets by name: the name must come from the token."""
+    token = live.login()
+    client = Client()
+    try:
+        with anyio.fail_after(BOUND):
+            auth = {"token": token, "_user": "mallory"}
+            await client.sio.connect(live.url, auth=auth, transports=["websocket"])
+            await client.wait_until(lambda e: len(e) >= 1)
+        connected = live.portal.call(live.citadel.engine.connected)
+        assert [dict(auth or {}) for _, auth, _ in connected] == [
+            {"token": token, "_user": "admin"}
+        ]
+    finally:
+        await client.close()
+
+
+def test_engineio_client_errors_are_one_warning_each(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any client can send these: log each kind once, as a warning, through one handler."""
+    caplog.set_level(logging.DEBUG)
+    with live.client() as http:
+        for _ in range(3):
+            assert http.get("/socket.io/?EIO=3&transport=polling").status_code == 400
+            assert http.get("/socket.io/?EIO=4&transport=polling&sid=bogus").status_code == 400
+    logged = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name.startswith(("engineio", "socketio"))
+    ]
+    assert logged == [
+        (
+            "WARNING",
+            "The client is using an unsupported version of the Socket.IO or Engine.IO protocols",
+        ),
+        ("WARNING", "Invalid session bogus"),
+    ]
+    for name in ("engineio.server", "socketio.server"):
+        assert logging.getLogger(name).handlers == []  # no second, private stderr handler
