@@ -165,6 +165,21 @@ def test_body_errors(live: Live) -> None:
         assert assert_error(null, 422, "invalid_field")["error"] == "Expected object, got null"
 
 
+def test_query_parameters_are_validated_and_unknown_ones_refused(live: Live) -> None:
+    with live.client(live.login()) as client:
+        huge = client.get("/api/audit", params={"before": "99999999999999999999999"})
+        assert "before" in assert_error(huge, 422, "invalid_field")["error"]
+        typo = assert_error(client.get("/api/audit?limt=5"), 400, "bad_request")
+        assert (
+            typo["error"] == "unknown query parameter 'limt' (this endpoint takes: before, limit)"
+        )
+        two = client.get("/api/servers/alpha/logs?lvl=info&limit=5&srce=rpt")
+        assert "'lvl', 'srce'" in assert_error(two, 400, "bad_request")["error"]
+        assert client.get("/api/audit", params={"limit": 5}).status_code == 200
+    with live.client() as anonymous:
+        assert anonymous.get("/healthz?cache-buster=1").status_code == 200  # probes are lenient
+
+
 def test_permissions_and_scope(live: Live) -> None:
     admin = live.login()
     with live.client(admin) as client:
