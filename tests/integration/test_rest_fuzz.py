@@ -191,7 +191,7 @@ def fuzz_operation(
         if unknown:
             query[data.draw(st.text(min_size=1, max_size=10), label="unknown") + "_x"] = "1"
         auth = data.draw(st.sampled_from([token, token, token, None, "garbage"]), label="token")
-        body = {} if "requestBody" in operation else None
+        body: dict[str, Any] | None = {} if "requestBody" in operation else None
         with live.client(auth) as client:
             response = client.request(method, url, params=query, json=body)
         check(response, operation["responses"])
