@@ -23,7 +23,8 @@ from typing import Final
 import anyio
 import msgspec
 
-from actors import Actor, Address
+from actors import Actor, ActorExited, Address
+from citadel.store._errors import StoreError
 from citadel.store._store import Store
 from citadel.store.actor import StoreOp, run_in_store
 
@@ -110,7 +111,16 @@ class Retention(Actor[None]):
 
     async def _run(self) -> None:
         while True:
-            report = await purge(self._db, self.policy, self._clock())
+            try:
+                report = await purge(self._db, self.policy, self._clock())
+            except (StoreError, ActorExited) as error:
+                # A busy file or a restarting store: nothing is lost by trying next time,
+                # and crashing here would only restart into the same trouble.
+                log.warning(
+                    "retention: purge failed, next try in %.0f s: %s", self.policy.interval, error
+                )
+                await anyio.sleep(self.policy.interval)
+                continue
             self._purges += 1
             self._last = report
             if report.audit_expired or report.audit_over_cap or report.revocations:

@@ -25,6 +25,7 @@ import anyio
 import msgspec
 
 from actors import Actor, ActorExited, Address, ExitKind
+from citadel.store import StoreError
 from citadel.store.actor import StoreOp, run_in_store
 
 __all__ = ["AuditFlusher", "AuditTally", "TallyRow", "flush_tally"]
@@ -154,7 +155,11 @@ class AuditFlusher(Actor[None]):
     async def _run(self) -> None:
         while True:
             await anyio.sleep(self._interval)
-            await flush_tally(self._db, self._tally)
+            pending = self._tally.pending()
+            try:
+                await flush_tally(self._db, self._tally)
+            except (StoreError, ActorExited) as error:
+                log.warning("audit: %d anonymous refusals not recorded: %s", pending, error)
 
     async def on_stop(self, kind: ExitKind) -> None:
         pending = self._tally.pending()
