@@ -5,11 +5,16 @@
     citadel (root, one_for_one)
      ├─ store        single writer of the SQLite file
      ├─ broadcaster  the one Socket.IO actor
+     ├─ retention    purges old audit entries and expired revocations (citadel.store.retention)
+     ├─ audit        writes the tally of anonymous refusals every minute (citadel.web.audit)
      ├─ fleet        dynamic supervisor: one supervisor per game server (citadel.servers.fleet)
      └─ http         uvicorn: REST (Litestar) + Socket.IO on one socket
 
-`open_citadel` opens the data dir (store, JWT secret, first admin), binds the listening socket,
-starts the tree, and on exit stops it in reverse order.
+`open_citadel` opens the data dir (store, JWT secret), binds the listening socket, creates the
+first admin, starts the tree, and on exit stops it in reverse order. The admin comes after
+everything that commonly fails at start (a port in use, a bad secret file), and a generated
+password is also written to ``<data-dir>/admin-password`` (0600) before the user is created,
+so it cannot be lost in the noise of a failed start.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from citadel.auth import (
     load_jwt_secret,
 )
 from citadel.config import Config, ServerConfig
+from citadel.files import write_private
 from citadel.realtime import ClientScope, ConnectRefused, FanoutEngine, build_asgi_app
 from citadel.realtime.broadcaster import (
     AuthChanged,
@@ -57,13 +63,16 @@ from citadel.realtime.broadcaster import (
 from citadel.servers.fleet import Fleet, Source, StoreRunStore
 from citadel.store import Store
 from citadel.store.actor import StoreActor, StoreOp, run_in_store
+from citadel.store.retention import Retention
 from citadel.web.app import build_app
+from citadel.web.audit import AuditFlusher, AuditTally
 from citadel.web.context import ApiContext
-from citadel.web.server import HttpServer, bind_socket
+from citadel.web.server import HttpServer, bind_socket, configure_socketio_logging
 
 log = logging.getLogger("citadel")
 
 ADMIN_PASSWORD_ENV: Final = "CITADEL_ADMIN_PASSWORD"
+ADMIN_PASSWORD_FILE: Final = "admin-password"
 ROOT_INTENSITY: Final = 10
 ROOT_PERIOD: Final = 60.0
 FLEET_INTENSITY: Final = 50
@@ -86,6 +95,8 @@ class Citadel:
     broadcaster: Address[BroadcasterMessage]
     fleet: Fleet
     admin_password: str | None = None
+    admin_password_file: Path | None = None
+    audit_tally: AuditTally = field(default_factory=AuditTally)
     ready: bool = field(default=False)
 
 
@@ -98,14 +109,23 @@ def scope_of(principal: Principal) -> ClientScope:
     )
 
 
-def ensure_admin(store: Store, environ: dict[str, str] | os._Environ[str]) -> str | None:
-    """Create ``admin`` on first start. Returns the generated password, if one was made."""
+def ensure_admin(
+    store: Store, environ: dict[str, str] | os._Environ[str], data_dir: Path | None = None
+) -> str | None:
+    """Create ``admin`` on first start. Returns the generated password, if one was made.
+
+    A generated password is first written to ``<data_dir>/admin-password`` (mode 0600), then
+    the user is created: whatever happens to the printed banner, the password is on disk
+    until the operator deletes the file.
+    """
     if store.count_users() > 0:
         return None
     password = environ.get(ADMIN_PASSWORD_ENV)
     generated = None
     if not password:
         password = generated = secrets.token_urlsafe(15)
+        if data_dir is not None:
+            write_private(data_dir / ADMIN_PASSWORD_FILE, f"{generated}\n".encode())
     store.create_user("admin", hash_password(password), "admin")
     return generated
 
@@ -152,14 +172,19 @@ async def open_citadel(
     store = Store.open(data_dir)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(store.close)
-        admin_password = ensure_admin(store, env)
         secret = load_jwt_secret(data_dir, env)
+        # Bind before creating the first admin: a port in use must not eat its password.
+        sock = bind_socket(host, port)
+        stack.callback(sock.close)
+        admin_password = ensure_admin(store, env, data_dir)
+        password_file = data_dir / ADMIN_PASSWORD_FILE
         issuer = TokenIssuer(secret)
         verifier = TokenVerifier(secret, store)
         servers = gather_servers(config, store, demo or [])
         reports = ReportBus()
         registry = Registry()
         reports.subscribe(_log_report)
+        audit_tally = AuditTally()
 
         def authenticate(auth: Any, environ: Any) -> ClientScope:
             token = auth.get("token") if auth else None
@@ -167,6 +192,10 @@ async def open_citadel(
                 principal = verifier.verify(token if isinstance(token, str) else None)
             except AuthError as error:
                 raise ConnectRefused(error.reason) from None
+            if isinstance(auth, dict):
+                # The broadcaster re-checks a user's sockets by this name: it must be the
+                # verified one, never whatever "_user" the client put in its auth object.
+                auth["_user"] = principal.user
             return scope_of(principal)
 
         def recheck(auth: Any) -> Verified | None:
@@ -177,11 +206,10 @@ async def open_citadel(
                 return None
             return Verified(user=principal.user, scope=scope_of(principal))
 
+        configure_socketio_logging()
         engine = FanoutEngine(authenticate)
         cache = SnapshotCache()
 
-        sock = bind_socket(host, port)
-        stack.callback(sock.close)
         bound_host, bound_port = sock.getsockname()[:2]
         started: dict[str, bool] = {"ready": False}
 
@@ -211,6 +239,12 @@ async def open_citadel(
                 address = registry.whereis("broadcaster")
                 return address is not None and await publish(address, event)
 
+            await root.start_child(
+                ChildSpec("retention", start=lambda: Retention(db), name="retention")
+            )
+            await root.start_child(
+                ChildSpec("audit", start=lambda: AuditFlusher(db, audit_tally), name="audit")
+            )
             fleet = Fleet(
                 registry,
                 to_broadcaster,
@@ -239,6 +273,7 @@ async def open_citadel(
                     servers=fleet,
                     auth_watcher=_AuthWatcher(lambda: registry.whereis("broadcaster")),
                     ready=readiness,
+                    audit_tally=audit_tally,
                 )
             )
             asgi = build_asgi_app(engine, api)
@@ -258,6 +293,8 @@ async def open_citadel(
                 broadcaster=broadcaster,
                 fleet=fleet,
                 admin_password=admin_password,
+                admin_password_file=password_file if password_file.exists() else None,
+                audit_tally=audit_tally,
                 ready=True,
             )
             started["ready"] = False

@@ -3,7 +3,7 @@
 ::
 
     citadel serve [--config FILE] [--host H] [--port P] [--data-dir DIR] [--demo N]
-    citadel token --user NAME [--ttl SECONDS] [--data-dir DIR | --config FILE]
+    citadel token --user NAME [--ttl SECONDS (default 3600)] [--data-dir DIR | --config FILE]
     citadel user add NAME [--role ROLE] [--password-stdin]
     citadel user passwd NAME [--password-stdin]
 
@@ -23,6 +23,13 @@ from pathlib import Path
 
 import anyio
 
+from citadel.auth import (
+    DEFAULT_SCRIPT_TOKEN_TTL,
+    DEFAULT_TOKEN_TTL,
+    MAX_TOKEN_TTL,
+    check_ttl,
+    check_username,
+)
 from citadel.config import (
     DEFAULT_DATA_DIR,
     DEFAULT_HOST,
@@ -56,15 +63,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("-v", "--verbose", action="store_true", help="log more")
 
-    token = commands.add_parser("token", help="print a JWT for a user (for scripts)")
+    token = commands.add_parser(
+        "token",
+        help="print a JWT for a user (for scripts)",
+        description="Print a JWT for a user, for scripts. Tokens from POST /api/auth/login "
+        f"live {DEFAULT_TOKEN_TTL / 3600:.0f} hours; these live --ttl seconds.",
+    )
     token.add_argument("--user", required=True)
-    token.add_argument("--ttl", type=float, default=3600.0, help="lifetime in seconds")
+    token.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=DEFAULT_SCRIPT_TOKEN_TTL,
+        help=f"lifetime in seconds (default {DEFAULT_SCRIPT_TOKEN_TTL:.0f}, "
+        f"at most {MAX_TOKEN_TTL:.0f}: a year)",
+    )
     _data_dir_args(token)
 
     user = commands.add_parser("user", help="manage users")
     user_commands = user.add_subparsers(dest="user_command", required=True)
     add = user_commands.add_parser("add", help="create a user")
-    add.add_argument("name")
+    add.add_argument("name", type=_username, help="1-64 of: A-Z a-z 0-9 _ . -")
     add.add_argument("--role", default="viewer")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     _data_dir_args(add)
@@ -73,6 +91,21 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("--password-stdin", action="store_true")
     _data_dir_args(passwd)
     return parser
+
+
+def _ttl(text: str) -> float:
+    try:
+        return check_ttl(float(text))
+    except ValueError as error:
+        message = str(error) if "lifetime" in str(error) else f"not a number: {text!r}"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def _username(text: str) -> str:
+    try:
+        return check_username(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _data_dir_args(parser: argparse.ArgumentParser) -> None:
@@ -104,8 +137,6 @@ def _cmd_token(args: argparse.Namespace) -> int:
     from citadel.auth import TokenIssuer, load_jwt_secret
     from citadel.store import Store
 
-    if args.ttl <= 0:
-        raise UsageError("--ttl must be positive")
     config = _config(args.config)
     data_dir = _data_dir(args, config)
     if not data_dir.is_dir():

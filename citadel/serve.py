@@ -23,7 +23,9 @@ class ServeOptions:
     demo: int = 0
 
 
-def _banner(url: str, data_dir: Path, admin_password: str | None) -> str:
+def _banner(
+    url: str, data_dir: Path, admin_password: str | None, password_file: Path | None = None
+) -> str:
     lines = [
         f"Citadel is listening on {url}",
         f"  data dir : {data_dir}",
@@ -35,7 +37,10 @@ def _banner(url: str, data_dir: Path, admin_password: str | None) -> str:
     ]
     if admin_password:
         lines.append(f"  first start: created user 'admin' with password {admin_password}")
-        lines.append("               (shown once; change it with `citadel user passwd admin`)")
+        lines.append("               (change it with `citadel user passwd admin`)")
+    if password_file is not None:
+        lines.append(f"  the generated admin password is kept in {password_file} (mode 0600);")
+        lines.append("               delete that file once you have noted or changed it")
     return "\n".join(lines)
 
 
@@ -49,7 +54,13 @@ async def serve(options: ServeOptions) -> None:
             port=options.port,
             demo=demo_servers(options.data_dir, options.demo) if options.demo else [],
         ) as citadel:
-            print(_banner(citadel.url, citadel.data_dir, citadel.admin_password), flush=True)
+            banner = _banner(
+                citadel.url,
+                citadel.data_dir,
+                citadel.admin_password,
+                citadel.admin_password_file,
+            )
+            print(banner, flush=True)
             async for signum in signals:
                 print(f"citadel: {signal.Signals(signum).name}: stopping", file=sys.stderr)
                 break

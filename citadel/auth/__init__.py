@@ -17,6 +17,7 @@ Typical wiring::
 from __future__ import annotations
 
 from citadel.auth._credentials import check_credentials
+from citadel.auth._names import USERNAME_PATTERN, check_username
 from citadel.auth._passwords import (
     hash_password,
     needs_rehash,
@@ -27,24 +28,37 @@ from citadel.auth._secret import SECRET_ENV, SECRET_FILENAME, SecretError, load_
 from citadel.auth._throttle import LoginThrottle, ThrottleStatistics
 from citadel.auth._tokens import (
     ALGORITHM,
+    DEFAULT_SCRIPT_TOKEN_TTL,
     DEFAULT_TOKEN_TTL,
+    MAX_TOKEN_TTL,
     AuthError,
     AuthReason,
     IssuedToken,
     Principal,
     TokenIssuer,
     TokenVerifier,
+    check_ttl,
 )
-from citadel.auth.permissions import ALL, BUILTIN_ROLES, PERMISSIONS, Permission, allows
+from citadel.auth.permissions import (
+    ALL,
+    BUILTIN_ROLES,
+    PERMISSIONS,
+    Permission,
+    allows,
+    missing_grants,
+)
 
 __all__ = [
     "ALGORITHM",
     "ALL",
     "BUILTIN_ROLES",
+    "DEFAULT_SCRIPT_TOKEN_TTL",
     "DEFAULT_TOKEN_TTL",
+    "MAX_TOKEN_TTL",
     "PERMISSIONS",
     "SECRET_ENV",
     "SECRET_FILENAME",
+    "USERNAME_PATTERN",
     "AuthError",
     "AuthReason",
     "IssuedToken",
@@ -57,8 +71,11 @@ __all__ = [
     "TokenVerifier",
     "allows",
     "check_credentials",
+    "check_ttl",
+    "check_username",
     "hash_password",
     "load_jwt_secret",
+    "missing_grants",
     "needs_rehash",
     "verify_password",
     "verify_password_or_dummy",

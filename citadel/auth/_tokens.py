@@ -6,10 +6,16 @@ expired, revoked (its ``jti`` was logged out, or it was issued before the user's
 disabled. The cutoff and the cleanup of revoked rows are separate: a revoked row lives until
 the token's own ``exp``; the cutoff only ever refuses tokens issued *before* it, so a token
 issued a moment after a password change works at once.
+
+``iat`` and ``exp`` are numbers (RFC 7519 NumericDate; fractions kept, so a cutoff set in the
+same second as a login is still ordered correctly). The verifier refuses as ``malformed`` any
+that is not finite (JSON's ``NaN``/``Infinity``), and any token claiming a lifetime longer than
+``MAX_TOKEN_TTL``: no token lives forever, whoever minted it.
 """
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -25,9 +31,14 @@ if TYPE_CHECKING:
 
 ALGORITHM: Final = "HS256"
 DEFAULT_TOKEN_TTL: Final = 8 * 3600.0
-DEFAULT_USER_CACHE_TTL: Final = 5.0
-DEFAULT_ROLE_CACHE_TTL: Final = 30.0
+"""Lifetime of a login token (``POST /api/auth/login``)."""
+DEFAULT_SCRIPT_TOKEN_TTL: Final = 3600.0
+"""Default lifetime of a token minted by ``citadel token``."""
+MAX_TOKEN_TTL: Final = 365 * 86400.0
+"""No token may live longer than a year (issuer and verifier both enforce it)."""
 IAT_LEEWAY: Final = 60.0
+MAX_CACHED: Final = 10_000
+"""Users (and roles) kept in the verifier's cache at most."""
 MAX_TOKEN_LENGTH: Final = 4096
 REQUIRED_CLAIMS: Final = ("sub", "role", "iat", "exp", "jti")
 
@@ -93,7 +104,12 @@ class TokenIssuer:
         ttl: float = DEFAULT_TOKEN_TTL,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Create an issuer for ``secret``; ``clock`` returns Unix seconds."""
+        """Create an issuer for ``secret``; ``clock`` returns Unix seconds.
+
+        Raises:
+            ValueError: ``ttl`` is not a finite number of seconds in (0, ``MAX_TOKEN_TTL``].
+        """
+        check_ttl(ttl)
         self._secret = secret
         self._ttl = ttl
         self._clock = clock
@@ -119,6 +135,16 @@ class TokenIssuer:
         return IssuedToken(token=token, jti=jti, issued_at=issued_at, expires_at=expires_at)
 
 
+def check_ttl(ttl: float) -> float:
+    """Return ``ttl`` if it is a usable token lifetime, else raise ``ValueError`` saying why."""
+    if not (isinstance(ttl, int | float) and math.isfinite(ttl) and 0 < ttl <= MAX_TOKEN_TTL):
+        raise ValueError(
+            f"a token lifetime must be a number of seconds above 0 and at most "
+            f"{MAX_TOKEN_TTL:.0f} (a year), got {ttl!r}"
+        )
+    return float(ttl)
+
+
 class _RoleGrant(msgspec.Struct, frozen=True):
     permissions: frozenset[str]
     servers: frozenset[str] | None
@@ -130,10 +156,12 @@ _NO_GRANT: Final = _RoleGrant(frozenset(), frozenset())
 class TokenVerifier:
     """Verifies tokens against the secret and the store, cheaply enough for every request.
 
-    Users are cached for ``user_cache_ttl`` seconds and roles for ``role_cache_ttl``; call
-    ``invalidate_user`` / ``invalidate_roles`` after changing them so the change applies at
-    once (the TTL only bounds staleness if a caller forgets). Revocation by ``jti`` always
-    asks the store (a primary-key lookup).
+    Users and roles are cached until the store changes: every check first asks the store for
+    its revision (`Store.revision`, a few microseconds), which moves with any commit, also one
+    made by another process on the same file (``citadel user passwd`` while the server runs).
+    So a password change, a disabled user or an edited role is seen by the very next check,
+    never a cache lifetime later. Revocation by ``jti`` always asks the store (a primary-key
+    lookup).
 
     Example:
         >>> principal = verifier.verify(token)  # doctest: +SKIP
@@ -147,17 +175,14 @@ class TokenVerifier:
         store: Store,
         *,
         clock: Callable[[], float] = time.time,
-        user_cache_ttl: float = DEFAULT_USER_CACHE_TTL,
-        role_cache_ttl: float = DEFAULT_ROLE_CACHE_TTL,
     ) -> None:
         """Create a verifier for ``secret`` backed by ``store``."""
         self._secret = secret
         self._store = store
         self._clock = clock
-        self._user_ttl = user_cache_ttl
-        self._role_ttl = role_cache_ttl
-        self._users: dict[str, tuple[float, User | None]] = {}
-        self._roles: dict[str, tuple[float, _RoleGrant]] = {}
+        self._revision: tuple[int, int] | None = None
+        self._users: dict[str, User | None] = {}
+        self._roles: dict[str, _RoleGrant] = {}
 
     def verify(self, token: str | bytes | None) -> Principal:
         """Return the principal a token names, or raise ``AuthError`` with the reason.
@@ -168,20 +193,27 @@ class TokenVerifier:
         """
         claims = self._decode(token)
         now = self._clock()
+        if not (math.isfinite(claims.iat) and math.isfinite(claims.exp)):
+            raise AuthError("malformed")
         if claims.exp <= now:
             raise AuthError("expired")
-        if claims.iat > now + IAT_LEEWAY or claims.iat > claims.exp:
+        if (
+            claims.iat > now + IAT_LEEWAY
+            or claims.iat > claims.exp
+            or claims.exp - claims.iat > MAX_TOKEN_TTL
+        ):
             raise AuthError("malformed")
         if self._store.is_revoked(claims.jti):
             raise AuthError("revoked")
-        user = self._user(claims.sub, now)
+        self._follow_store()
+        user = self._user(claims.sub)
         if user is None:
             raise AuthError("unknown_user")
         if user.disabled:
             raise AuthError("disabled")
         if claims.iat < user.tokens_valid_after:
             raise AuthError("revoked")
-        grant = self._grant(user.role, now)
+        grant = self._grant(user.role)
         return Principal(
             user=user.username,
             role=user.role,
@@ -195,12 +227,24 @@ class TokenVerifier:
         """Log one token out: it is refused from now until it expires."""
         self._store.revoke_token(principal.jti, principal.exp)
 
+    def username_of(self, token: str | bytes | None) -> str | None:
+        """The user a correctly signed token names (``sub``), or None; no other check.
+
+        For code that must know whose socket a token opened (to re-check only that user's
+        sockets when their password or role changes) without trusting anything the client
+        sent beside the signed token. Whether the token is still *valid* is ``verify``'s job.
+        """
+        try:
+            return self._decode(token).sub
+        except AuthError:
+            return None
+
     def invalidate_user(self, username: str) -> None:
-        """Forget the cached user (after a password, role or disabled change)."""
+        """Forget the cached user (the cache also follows the store by itself)."""
         self._users.pop(username, None)
 
     def invalidate_roles(self) -> None:
-        """Forget every cached role (after a role is edited or deleted)."""
+        """Forget every cached role (the cache also follows the store by itself)."""
         self._roles.clear()
 
     def _decode(self, token: str | bytes | None) -> _Claims:
@@ -243,21 +287,30 @@ class TokenVerifier:
         except msgspec.ValidationError:
             raise AuthError("malformed") from None
 
-    def _user(self, username: str, now: float) -> User | None:
-        cached = self._users.get(username)
-        if cached is not None and 0 <= now - cached[0] < self._user_ttl:
-            return cached[1]
-        user = self._store.get_user(username)
-        self._users[username] = (now, user)
+    def _follow_store(self) -> None:
+        # Any commit, by this process or another, may have changed a user or a role.
+        revision = self._store.revision()
+        if revision != self._revision:
+            self._users.clear()
+            self._roles.clear()
+            self._revision = revision
+
+    def _user(self, username: str) -> User | None:
+        if username in self._users:
+            return self._users[username]
+        if len(self._users) >= MAX_CACHED:
+            self._users.clear()  # names come from signed tokens; this only bounds a flood
+        user = self._users[username] = self._store.get_user(username)
         return user
 
-    def _grant(self, role_name: str, now: float) -> _RoleGrant:
+    def _grant(self, role_name: str) -> _RoleGrant:
         cached = self._roles.get(role_name)
-        if cached is not None and 0 <= now - cached[0] < self._role_ttl:
-            return cached[1]
+        if cached is not None:
+            return cached
+        if len(self._roles) >= MAX_CACHED:
+            self._roles.clear()
         role = self._store.get_role(role_name)
-        grant = _NO_GRANT if role is None else _grant_of(role)
-        self._roles[role_name] = (now, grant)
+        grant = self._roles[role_name] = _NO_GRANT if role is None else _grant_of(role)
         return grant
 
 

@@ -105,3 +105,34 @@ def allows(
     if servers is None:
         return True
     return server_id is not None and server_id in servers
+
+
+def missing_grants(
+    holder_permissions: frozenset[str],
+    holder_servers: frozenset[str] | None,
+    permissions: Iterable[str],
+    servers: Iterable[str] | None,
+) -> list[str]:
+    """List what a role with ``permissions`` over ``servers`` grants beyond the holder's own.
+
+    The rule against privilege escalation: whoever manages users and roles may only give out,
+    edit or take away what they hold themselves. Empty means the holder covers the role.
+
+    Args:
+        holder_permissions: The acting principal's permissions (``"*"`` covers every one).
+        holder_servers: The acting principal's scope, ``None`` for every server.
+        permissions: The permissions of the role given, edited or taken away.
+        servers: That role's scope, ``None`` for every server.
+
+    Returns:
+        Human phrases, e.g. ``["'*'", "'server.rcon'", "server 'bravo'", "every server"]``.
+    """
+    missing: list[str] = []
+    if ALL not in holder_permissions:
+        missing.extend(f"{p!r}" for p in sorted(set(permissions) - holder_permissions))
+    if holder_servers is not None:
+        if servers is None:
+            missing.append("every server")
+        else:
+            missing.extend(f"server {s!r}" for s in sorted(set(servers) - holder_servers))
+    return missing

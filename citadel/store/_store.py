@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,8 +18,10 @@ from typing import Any, Final, Self
 
 import msgspec
 
+from citadel.auth._names import check_username
 from citadel.auth.permissions import BUILTIN_ROLES, unknown_permissions
 from citadel.config import ServerConfig
+from citadel.files import PRIVATE_MODE
 from citadel.store._errors import Conflict, StoreError
 from citadel.store._records import AuditEntry, Ban, Notification, Role, StoredServer, User
 from citadel.store._schema import MIGRATIONS, migrate
@@ -89,6 +95,11 @@ class Store:
         self.path = Path(path)
         self._clock = clock
         self._lock = threading.RLock()
+        self._commits = 0
+        try:
+            _make_private(self.path)
+        except OSError as exc:
+            raise StoreError(f"{self.path}: {exc.strerror or exc}") from exc
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so migrations and multi-row
         # changes are exactly one transaction each.
         try:
@@ -156,6 +167,19 @@ class Store:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._commits += 1
+
+    def revision(self) -> tuple[int, int]:
+        """A marker that moves whenever anything is committed to the file, by anyone.
+
+        ``PRAGMA data_version`` moves when *another* connection commits (another process such
+        as ``citadel user passwd``, in WAL mode), and a counter of this connection's own
+        commits covers the rest. Costs a few microseconds: cheap enough to ask on every token
+        check, so a cache keyed on it is never stale.
+        """
+        with self._lock:
+            row = self._conn.execute("PRAGMA data_version").fetchone()
+            return int(row[0]), self._commits
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -186,7 +210,9 @@ class Store:
 
         Raises:
             Conflict: The username is taken or the role does not exist.
+            ValueError: The username breaks the rule of `citadel.auth.check_username`.
         """
+        check_username(username)
         at = self._now(now)
         with self._tx() as conn:
             cursor = conn.execute(
@@ -322,11 +348,22 @@ class Store:
     # ------------------------------------------------------------------ revoked tokens
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
-        """Revoke one token until its own expiry (after which it is refused anyway)."""
+        """Revoke one token until its own expiry (after which it is refused anyway).
+
+        Revoking twice keeps the later expiry. Never drops a revocation silently: an expiry
+        that SQLite cannot hold as a number (NaN would become NULL) is refused loudly.
+
+        Raises:
+            ValueError: ``expires_at`` is not a finite number.
+        """
+        if not math.isfinite(expires_at):
+            raise ValueError(f"a revocation needs a finite expiry, got {expires_at!r}")
         with self._tx() as conn:
             conn.execute(
-                "INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)",
-                (jti, expires_at),
+                "INSERT INTO revoked_tokens (jti, expires_at) VALUES (?, ?)"
+                " ON CONFLICT(jti) DO UPDATE SET"
+                " expires_at = max(expires_at, excluded.expires_at)",
+                (jti, float(expires_at)),
             )
 
     def is_revoked(self, jti: str) -> bool:
@@ -384,10 +421,42 @@ class Store:
             for r in rows
         ]
 
-    def purge_audit(self, older_than: float) -> int:
-        """Delete audit entries older than ``older_than``; returns how many went."""
+    def purge_audit(self, older_than: float, *, limit: int | None = None) -> int:
+        """Delete audit entries older than ``older_than``, the oldest ``limit`` at most.
+
+        Returns how many went; call again while it returns ``limit`` to purge in short
+        transactions that never hold the single writer for long.
+        """
         with self._tx() as conn:
-            return conn.execute("DELETE FROM audit WHERE ts < ?", (older_than,)).rowcount
+            if limit is None:
+                return conn.execute("DELETE FROM audit WHERE ts < ?", (older_than,)).rowcount
+            return conn.execute(
+                "DELETE FROM audit WHERE id IN"
+                " (SELECT id FROM audit WHERE ts < ? ORDER BY id LIMIT ?)",
+                (older_than, limit),
+            ).rowcount
+
+    def cap_audit(self, max_rows: int, *, limit: int | None = None) -> int:
+        """Delete the oldest audit entries beyond the newest ``max_rows`` (``limit`` at most).
+
+        Returns how many went.
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT id FROM audit ORDER BY id DESC LIMIT 1 OFFSET ?", (max_rows,)
+            ).fetchone()
+            if row is None:
+                return 0
+            return conn.execute(
+                "DELETE FROM audit WHERE id IN"
+                " (SELECT id FROM audit WHERE id <= ? ORDER BY id LIMIT ?)",
+                (row[0], -1 if limit is None else limit),
+            ).rowcount
+
+    def count_audit(self) -> int:
+        """Return how many audit entries are stored."""
+        row = self._one("SELECT COUNT(*) FROM audit")
+        return int(row[0]) if row else 0
 
     # ------------------------------------------------------------------ servers
 
@@ -581,6 +650,21 @@ class Store:
         """Delete notifications older than ``older_than``; returns how many went."""
         with self._tx() as conn:
             return conn.execute("DELETE FROM notifications WHERE ts < ?", (older_than,)).rowcount
+
+
+def _make_private(path: Path) -> None:
+    """Create the database file 0600 (it holds password hashes), and tighten an older one.
+
+    SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file, so creating
+    the file ourselves first, whatever the umask and the data dir's mode, makes all three
+    the owner's alone. Files left 0644 by an older Citadel are tightened on open.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE_MODE)
+    os.close(fd)
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_IMODE(file.stat().st_mode) & 0o077:
+                file.chmod(PRIVATE_MODE)
 
 
 def _server(row: sqlite3.Row) -> StoredServer:

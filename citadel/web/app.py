@@ -3,9 +3,13 @@
 Decisions:
 * Bodies above `MAX_BODY_BYTES` are refused with 413 before they are read in full.
 * Every state-changing request (POST, PUT, PATCH, DELETE) is audited with its final status,
-  whoever made it - also refused and failed ones. Bodies are never stored (they hold
+  also refused and failed ones: one row per request whose maker is known, a bounded tally
+  for anonymous refusals (``citadel.web.audit``). Bodies are never stored (they hold
   passwords).
-* The OpenAPI document is served at ``/api/openapi.json``.
+* Unknown query parameters on ``/api`` routes are refused with 400, naming them, as unknown
+  JSON fields are (a typo such as ``?limt=5`` must not silently mean "the default"). The
+  probes ``/healthz`` and ``/readyz`` ignore them (load balancers add cache busters).
+* The OpenAPI document is served at ``/api/openapi.json`` (``citadel.web.openapi``).
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from citadel.store.actor import run_in_store
 from citadel.web import routes_auth, routes_servers, routes_system, routes_users
 from citadel.web.context import ApiContext
-from citadel.web.errors import EXCEPTION_HANDLERS
+from citadel.web.errors import EXCEPTION_HANDLERS, ApiError
 from citadel.web.guards import provide_principal
+from citadel.web.openapi import api_document
 
 MAX_BODY_BYTES: Final = 64 * 1024
+MAX_NAMES_SHOWN: Final = 5
+MAX_NAME_SHOWN: Final = 40
 _AUDITED: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
@@ -51,17 +58,26 @@ def _audit_middleware(app: Any) -> Any:
             detail = state.get("audit_detail")
             ip = client[0] if client else None
             method, path = scope["method"], scope["path"]
-            # The audit write must not be lost if the request is cancelled mid-way; it is a
-            # cast-like call to the single writer and cheap.
-            try:
-                await run_in_store(
-                    ctx.db,
-                    lambda s: s.add_audit(
-                        user=user, ip=ip, method=method, path=path, status=status, detail=detail
-                    ),
-                )
-            except Exception:  # the audit must never turn a response into a failure
-                ctx.audit_failures += 1
+            if user is None and status >= 400:
+                # Nobody to name: counted, not written one by one (a flood stays bounded).
+                ctx.audit_tally.add(ip, method, path, status, now=ctx.clock())
+            else:
+                # The audit write must not be lost if the request is cancelled mid-way; it is
+                # a cast-like call to the single writer and cheap.
+                try:
+                    await run_in_store(
+                        ctx.db,
+                        lambda s: s.add_audit(
+                            user=user,
+                            ip=ip,
+                            method=method,
+                            path=path,
+                            status=status,
+                            detail=detail,
+                        ),
+                    )
+                except Exception:  # the audit must never turn a response into a failure
+                    ctx.audit_failures += 1
 
     return middleware
 
@@ -69,7 +85,39 @@ def _audit_middleware(app: Any) -> Any:
 @get("/api/openapi.json", media_type="application/json", include_in_schema=False)
 async def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of this API."""
-    return request.app.openapi_schema.to_schema()
+    return api_document(request.app)
+
+
+def _query_parameters(app: Litestar) -> dict[int, frozenset[str]]:
+    """The query parameters each route handler takes, by handler identity."""
+    allowed: dict[int, frozenset[str]] = {}
+    for route in app.routes:
+        for handler, kwargs_model in getattr(route, "route_handler_map", {}).values():
+            names = frozenset(p.field_alias for p in kwargs_model.expected_query_params)
+            allowed[id(handler)] = names
+    return allowed
+
+
+async def _refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
+    # Runs before the handler's parameters are parsed and before authentication.
+    if not request.url.path.startswith("/api/"):
+        return
+    allowed = request.app.state["query_parameters"].get(id(request.route_handler))
+    if allowed is None:
+        return
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        named = ", ".join(repr(name[:MAX_NAME_SHOWN]) for name in unknown[:MAX_NAMES_SHOWN])
+        more = (
+            f" and {len(unknown) - MAX_NAMES_SHOWN} more" if len(unknown) > MAX_NAMES_SHOWN else ""
+        )
+        takes = ", ".join(sorted(allowed)) if allowed else "none"
+        raise ApiError(
+            400,
+            "bad_request",
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {named}{more} "
+            f"(this endpoint takes: {takes})",
+        )
 
 
 def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
@@ -85,6 +133,7 @@ def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
         dependencies={"principal": Provide(provide_principal)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # handler map is covariant in practice
         middleware=[_audit_middleware],
+        before_request=_refuse_unknown_query,
         request_max_body_size=MAX_BODY_BYTES,
         # Litestar serves its schema controller under ``path`` and answers every unknown path
         # below it with an HTML page; keep it out of /api and serve the JSON ourselves.
@@ -98,6 +147,7 @@ def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
         logging_config=None,
     )
     app.state["citadel"] = context
+    app.state["query_parameters"] = _query_parameters(app)
     return app
 
 

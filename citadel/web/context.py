@@ -14,6 +14,7 @@ from citadel.auth import LoginThrottle, Principal, TokenIssuer, TokenVerifier
 from citadel.servers.fleet import Fleet
 from citadel.store import Store
 from citadel.store.actor import StoreOp
+from citadel.web.audit import AuditTally
 
 
 class AuthWatcher(Protocol):
@@ -30,6 +31,7 @@ class ApiContext:
         store: Read access (same thread; SQLite reads are microseconds).
         db: The store actor, the single writer.
         ready: Returns ``(ready, details)`` for ``/readyz``.
+        audit_tally: Anonymous refusals waiting to be written (``citadel.web.audit``).
     """
 
     store: Store
@@ -41,6 +43,7 @@ class ApiContext:
     auth_watcher: AuthWatcher
     ready: Callable[[], tuple[bool, dict[str, Any]]]
     clock: Callable[[], float] = field(default=time.time)
+    audit_tally: AuditTally = field(default_factory=AuditTally)
     audit_failures: int = 0
 
 

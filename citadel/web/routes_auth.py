@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import anyio
@@ -27,24 +28,32 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginRequest]) -
     """Exchange a username and password for a token."""
     ctx = context_of(request)
     ip = client_ip(request)
-    set_audit_user(request, data.username)
-    wait = ctx.throttle.retry_after(ip, data.username, now=ctx.clock())
+    # Reserve the attempt before the slow hash, so concurrent guesses cannot all pass the
+    # check before the first failure is recorded (see citadel.auth._throttle).
+    wait = ctx.throttle.reserve(ip, data.username, now=ctx.clock())
     if wait > 0:
-        seconds = int(wait) + 1
+        seconds = math.ceil(wait)
         raise ApiError(
             429,
             "throttled",
-            f"too many failed logins; try again in {seconds} s",
+            f"too many login attempts; try again in {seconds} s",
             {"Retry-After": str(seconds)},
         )
-    user = ctx.store.get_user(data.username)
-    # scrypt costs tens of milliseconds: keep it off the event loop. Unknown users pay the
-    # same price against a dummy hash, so timing does not reveal which names exist.
-    ok = await anyio.to_thread.run_sync(
-        verify_password_or_dummy, None if user is None else user.password_hash, data.password
-    )
-    if user is None or not ok or user.disabled:
-        ctx.throttle.record_failure(ip, data.username, now=ctx.clock())
+    # Only an attempt that reaches the password check is audited under the name it tried.
+    set_audit_user(request, data.username)
+    ok = False
+    try:
+        user = ctx.store.get_user(data.username)
+        # scrypt costs tens of milliseconds: keep it off the event loop. Unknown users pay the
+        # same price against a dummy hash, so timing does not reveal which names exist.
+        ok = await anyio.to_thread.run_sync(
+            verify_password_or_dummy, None if user is None else user.password_hash, data.password
+        )
+        ok = ok and user is not None and not user.disabled
+    finally:
+        if not ok:  # also when cancelled or failed: the reservation always ends
+            ctx.throttle.record_failure(ip, data.username, now=ctx.clock())
+    if user is None or not ok:
         raise ApiError(401, "invalid_credentials", "wrong username or password")
     ctx.throttle.record_success(ip, data.username, now=ctx.clock())
     issued = ctx.issuer.issue(user)

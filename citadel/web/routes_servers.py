@@ -14,8 +14,8 @@ A ban is ``addBan <GUID|IP>``, then stored, then a kick: when that kick fails th
 still 202 with ``banned: true, kicked: false, kickError``, because the ban was applied.
 
 Query parameters that are read (``level``, ``source``, ``q``, ``limit`` on ``/logs``) are
-validated with 422 bodies naming the parameter; others are ignored for now (the host-wide rule
-for unknown parameters belongs to the REST layer as a whole).
+validated with 422 bodies naming the parameter; a parameter a route does not take is refused
+with 400 by the REST layer as a whole (``citadel.web.app``).
 """
 
 from __future__ import annotations

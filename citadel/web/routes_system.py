@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from litestar import Request, Response, get
 from litestar.params import QueryParameter
@@ -11,6 +11,9 @@ from citadel.messages.rest import AuditView
 from citadel.web.context import context_of
 from citadel.web.guards import Caller, require
 from citadel.web.views import audit_view
+
+MAX_AUDIT_ID: Final = 2**63 - 1
+"""SQLite's largest integer: a larger ``before`` is a 422, not an overflow deep in the store."""
 
 
 @get("/healthz", media_type="application/json")
@@ -31,7 +34,7 @@ async def list_audit(
     request: Request[Any, Any, Any],
     principal: Caller,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, QueryParameter(ge=1)] = None,
+    before: Annotated[int | None, QueryParameter(ge=1, le=MAX_AUDIT_ID)] = None,
 ) -> list[AuditView]:
     """The newest audited requests first; page with ``before=<id>`` (``users.manage``)."""
     require(principal, "users.manage")

@@ -1,7 +1,16 @@
-"""``/api/users`` and ``/api/roles``: administration (permission ``users.manage``)."""
+"""``/api/users`` and ``/api/roles``: administration (permission ``users.manage``).
+
+No privilege escalation: a caller may only give out, change or take away what their own role
+holds (`citadel.auth.permissions.missing_grants`). Creating a user with a role, changing a user
+(password, role, disabled) or deleting one needs the caller to cover the user's current role and
+the new one; creating, editing or deleting a role needs the caller to cover its permissions and
+servers, before and after. So ``users.manage`` alone manages users up to its own powers, and only
+an admin (``*`` on every server) can touch admins. Refusals are 403 and name what is lacking.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -9,7 +18,7 @@ from litestar import Request, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from citadel.auth import Principal, hash_password
-from citadel.auth.permissions import BUILTIN_ROLES
+from citadel.auth.permissions import BUILTIN_ROLES, missing_grants, unknown_permissions
 from citadel.messages.rest import RoleCreate, RoleUpdate, RoleView, UserCreate, UserUpdate, UserView
 from citadel.store import Conflict, Store, User
 from citadel.store.actor import run_in_store
@@ -22,6 +31,34 @@ from citadel.web.views import role_view, user_view
 def _admin(request: Request[Any, Any, Any], principal: Principal) -> ApiContext:
     require(principal, "users.manage")
     return context_of(request)
+
+
+def _must_cover(
+    principal: Principal,
+    what: str,
+    permissions: Sequence[str],
+    servers: Sequence[str] | None,
+) -> None:
+    """Refuse (403) unless the caller holds every grant of ``permissions`` over ``servers``."""
+    unknown = unknown_permissions(permissions)
+    if unknown:  # a typo is a 422 for everyone, not a 403 for some
+        raise ApiError(
+            422, "invalid_field", f"permissions: unknown permissions: {', '.join(unknown)}"
+        )
+    missing = missing_grants(principal.permissions, principal.servers, permissions, servers)
+    if missing:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"{what} grants {', '.join(missing)}, which your role does not; "
+            "you can only give out or change what you hold",
+        )
+
+
+def _must_cover_role(principal: Principal, store: Store, role_name: str, what: str) -> None:
+    role = store.get_role(role_name)
+    if role is not None:
+        _must_cover(principal, f"{what} (role {role_name!r})", role.permissions, role.servers)
 
 
 def _user_or_404(store: Store, username: str) -> User:
@@ -61,6 +98,7 @@ async def create_user(
 ) -> UserView:
     ctx = _admin(request, principal)
     _role_exists(ctx.store, data.role)
+    _must_cover_role(principal, ctx.store, data.role, "the new user's role")
     if ctx.store.get_user(data.username) is not None:
         raise ApiError(409, "conflict", f"user {data.username!r} already exists")
     password_hash = await anyio.to_thread.run_sync(hash_password, data.password)
@@ -91,6 +129,10 @@ async def update_user(
     """Change a user's password (revokes their older tokens), role or disabled flag."""
     ctx = _admin(request, principal)
     current = _user_or_404(ctx.store, username)
+    _must_cover_role(principal, ctx.store, current.role, f"user {username!r}")
+    if data.role is not None:
+        _role_exists(ctx.store, data.role)
+        _must_cover_role(principal, ctx.store, data.role, "the new role")
     losing_admin = (data.disabled is True and not current.disabled) or (
         data.role is not None and not _is_admin_role(ctx.store, data.role)
     )
@@ -100,8 +142,6 @@ async def update_user(
         and _admins_left(ctx.store, without=username) == 0
     ):
         raise ApiError(409, "conflict", "this is the last enabled admin")
-    if data.role is not None:
-        _role_exists(ctx.store, data.role)
     password_hash = None
     if data.password is not None:
         password_hash = await anyio.to_thread.run_sync(hash_password, data.password)
@@ -127,6 +167,7 @@ async def delete_user(
 ) -> None:
     ctx = _admin(request, principal)
     current = _user_or_404(ctx.store, username)
+    _must_cover_role(principal, ctx.store, current.role, f"user {username!r}")
     if _is_admin_role(ctx.store, current.role) and _admins_left(ctx.store, without=username) == 0:
         raise ApiError(409, "conflict", "this is the last enabled admin")
     await run_in_store(ctx.db, lambda s: s.delete_user(username))
@@ -161,6 +202,7 @@ async def create_role(
     ctx = _admin(request, principal)
     if data.name in BUILTIN_ROLES or ctx.store.get_role(data.name) is not None:
         raise ApiError(409, "conflict", f"role {data.name!r} already exists")
+    _must_cover(principal, f"role {data.name!r}", data.permissions, data.servers)
     return await _save_role(ctx, data.name, data.permissions, data.servers)
 
 
@@ -178,6 +220,7 @@ async def update_role(
         raise ApiError(404, "not_found", f"no role {name!r}")
     if role.builtin:
         raise ApiError(409, "conflict", f"role {name!r} is built in")
+    _must_cover(principal, f"role {name!r}", role.permissions, role.servers)
     permissions = data.permissions if data.permissions is not None else list(role.permissions)
     servers: list[str] | None
     if data.all_servers:
@@ -186,6 +229,7 @@ async def update_role(
         servers = data.servers
     else:
         servers = None if role.servers is None else list(role.servers)
+    _must_cover(principal, f"the changed role {name!r}", permissions, servers)
     return await _save_role(ctx, name, permissions, servers)
 
 
@@ -194,8 +238,10 @@ async def delete_role(
     request: Request[Any, Any, Any], principal: Caller, name: FromPath[str]
 ) -> None:
     ctx = _admin(request, principal)
-    if ctx.store.get_role(name) is None:
+    role = ctx.store.get_role(name)
+    if role is None:
         raise ApiError(404, "not_found", f"no role {name!r}")
+    _must_cover(principal, f"role {name!r}", role.permissions, role.servers)
     if any(u.role == name for u in ctx.store.list_users()):
         raise ApiError(409, "conflict", f"role {name!r} is still held by users")
     try:

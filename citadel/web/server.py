@@ -3,11 +3,19 @@
 The listening socket is bound by Citadel before the tree starts, so a port in use is a clear
 start-up error, and a restarted HTTP actor serves the same socket again. uvicorn's own signal
 handling is disabled: signals belong to ``citadel serve``, which stops the whole tree in order.
+
+Logging of python-socketio and python-engineio (`configure_socketio_logging`): left alone, a
+client sending a bad ``EIO=3`` or ``sid=bogus`` got an ERROR printed twice (engineio adds its own
+stderr handler, and the record also reached the root handler). Any unauthenticated client can
+cause those, so they are the client's fault, not ours: each kind is now logged once per process
+at WARNING (engineio already demotes repeats to INFO, which is below our level) and only through
+the root handlers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from collections.abc import Iterator
 from typing import Any, Final
@@ -19,6 +27,36 @@ from actors import Actor, ExitKind
 
 STARTUP_TIMEOUT: Final = 10.0
 SHUTDOWN_GRACE: Final = 5
+SOCKETIO_LOGGERS: Final = ("engineio.server", "socketio.server")
+SOCKETIO_LOG_LEVEL: Final = logging.WARNING
+#: The suffix engineio/socketio add to the first report of each kind of client error.
+_ONCE_SUFFIX: Final = " (further occurrences of this error will be logged with level INFO)"
+
+
+class _ClientErrorsAsWarnings(logging.Filter):
+    """Demote the first report of a client's protocol error from ERROR to WARNING."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        client_error = isinstance(message, str) and message.endswith(_ONCE_SUFFIX)
+        if record.levelno >= logging.ERROR and client_error:
+            record.msg = str(message).removesuffix(_ONCE_SUFFIX)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def configure_socketio_logging() -> None:
+    """Route python-socketio/engineio logs through the root handlers once, client errors as
+    warnings. Call before the Socket.IO server is created; calling it again changes nothing."""
+    for name in SOCKETIO_LOGGERS:
+        logger = logging.getLogger(name)
+        # A level set here also stops engineio from adding its own stderr handler.
+        logger.setLevel(SOCKETIO_LOG_LEVEL)
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:  # engineio's default, a duplicate
+                logger.removeHandler(handler)
+        if not any(isinstance(f, _ClientErrorsAsWarnings) for f in logger.filters):
+            logger.addFilter(_ClientErrorsAsWarnings())
 
 
 class _Server(uvicorn.Server):

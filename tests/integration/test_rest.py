@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import time
 
+import anyio
+import httpx
 import jwt
 import pytest
 
+from citadel.web.audit import flush_tally
 from tests.integration.conftest import ADMIN_PASSWORD, Live
+
+
+def expired_token(live: Live, username: str = "admin") -> str:
+    """A correctly signed token of ``username`` that expired a minute ago."""
+    now = time.time()
+    claims = {"sub": username, "role": "x", "iat": now - 120, "exp": now - 60, "jti": "gone"}
+    return jwt.encode(claims, live.secret, algorithm="HS256")
 
 
 def assert_error(response, status: int, code: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -46,6 +56,33 @@ def test_wrong_password_is_401_and_throttled(live: Live) -> None:
         )
         assert_error(throttled, 429, "throttled")
         assert int(throttled.headers["retry-after"]) > 0
+
+
+@pytest.mark.anyio
+async def test_concurrent_wrong_logins_cannot_outrun_the_throttle(live: Live) -> None:
+    """60 guesses sent at once: at most 5 are judged (401), the rest refused at once (429)."""
+    statuses: list[int] = []
+    limits = httpx.Limits(max_connections=60, max_keepalive_connections=60)
+    async with httpx.AsyncClient(base_url=live.url, timeout=30, limits=limits) as client:
+
+        async def guess() -> None:
+            response = await client.post(
+                "/api/auth/login", json={"username": "admin", "password": "wrong"}
+            )
+            statuses.append(response.status_code)
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                for _ in range(60):
+                    group.start_soon(guess)
+        assert sorted(set(statuses)) == [401, 429]
+        assert statuses.count(401) <= 5
+        # The lock-out holds against the right password too.
+        right = await client.post(
+            "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+        )
+    body = assert_error(right, 429, "throttled")
+    assert body["error"].startswith("too many login attempts")
 
 
 def test_unknown_user_gets_the_same_answer(live: Live) -> None:
@@ -87,7 +124,7 @@ def test_bad_tokens_are_401(live: Live, header: str | None) -> None:
 
 
 def test_expired_token_is_401(live: Live) -> None:
-    token = live.token_for("admin", ttl=-1)
+    token = expired_token(live)
     with live.client(token) as client:
         body = assert_error(client.get("/api/servers"), 401, "unauthorized")
     assert "expired" in body["error"]
@@ -126,6 +163,21 @@ def test_body_errors(live: Live) -> None:
         assert "needs a JSON body" in assert_error(empty, 400, "bad_request")["error"]
         null = client.post("/api/auth/login", content=b"null", headers=json_type)
         assert assert_error(null, 422, "invalid_field")["error"] == "Expected object, got null"
+
+
+def test_query_parameters_are_validated_and_unknown_ones_refused(live: Live) -> None:
+    with live.client(live.login()) as client:
+        huge = client.get("/api/audit", params={"before": "99999999999999999999999"})
+        assert "before" in assert_error(huge, 422, "invalid_field")["error"]
+        typo = assert_error(client.get("/api/audit?limt=5"), 400, "bad_request")
+        assert (
+            typo["error"] == "unknown query parameter 'limt' (this endpoint takes: before, limit)"
+        )
+        two = client.get("/api/servers/alpha/logs?lvl=info&limit=5&srce=rpt")
+        assert "'lvl', 'srce'" in assert_error(two, 400, "bad_request")["error"]
+        assert client.get("/api/audit", params={"limit": 5}).status_code == 200
+    with live.client() as anonymous:
+        assert anonymous.get("/healthz?cache-buster=1").status_code == 200  # probes are lenient
 
 
 def test_permissions_and_scope(live: Live) -> None:
@@ -206,6 +258,55 @@ def test_users_and_roles_crud(live: Live) -> None:
         assert {"admin", "operator", "viewer"} <= set(names)
 
 
+def test_user_managers_cannot_escalate(live: Live) -> None:
+    """``users.manage`` manages users up to its own powers; admins are out of its reach."""
+    with live.client(live.login()) as admin:
+        created = admin.post(
+            "/api/roles",
+            json={"name": "usermgr", "permissions": ["users.manage", "server.view", "logs.view"]},
+        )
+        assert created.status_code == 201, created.text
+    password = live.add_user("ume", "usermgr")
+    with live.client(live.login("ume", password)) as ume:
+        body = assert_error(ume.patch("/api/users/ume", json={"role": "admin"}), 403, "forbidden")
+        assert "'*'" in body["error"]
+        assert_error(
+            ume.post("/api/roles", json={"name": "x", "permissions": ["*"]}), 403, "forbidden"
+        )
+        rcon = ume.post("/api/roles", json={"name": "x", "permissions": ["server.rcon"]})
+        assert "'server.rcon'" in assert_error(rcon, 403, "forbidden")["error"]
+        widen = ume.patch(
+            "/api/roles/usermgr",
+            json={"permissions": ["users.manage", "server.view", "logs.view", "server.stop"]},
+        )
+        assert_error(widen, 403, "forbidden")
+        take_over = ume.patch("/api/users/admin", json={"password": "i-own-you-now"})
+        assert_error(take_over, 403, "forbidden")
+        assert_error(ume.delete("/api/users/admin"), 403, "forbidden")
+        operator = {"username": "op2", "password": "long-enough-1", "role": "operator"}
+        assert_error(ume.post("/api/users", json=operator), 403, "forbidden")
+        assert_error(ume.delete("/api/roles/viewer"), 403, "forbidden")
+        typo = ume.post("/api/roles", json={"name": "x", "permissions": ["server.veiw"]})
+        assert_error(typo, 422, "invalid_field")
+        # What it holds, it may give out, change and take away.
+        reader = ume.post(
+            "/api/roles", json={"name": "reader", "permissions": ["server.view", "logs.view"]}
+        )
+        assert reader.status_code == 201, reader.text
+        made = ume.post(
+            "/api/users", json={"username": "rita", "password": "long-enough-1", "role": "reader"}
+        )
+        assert made.status_code == 201, made.text
+        assert ume.patch("/api/users/rita", json={"disabled": True}).json()["disabled"] is True
+        assert ume.patch("/api/roles/reader", json={"servers": ["alpha"]}).status_code == 200
+        assert ume.delete("/api/users/rita").status_code == 204
+        assert ume.delete("/api/roles/reader").status_code == 204
+        assert ume.get("/api/users").status_code == 200
+    with live.client(live.login()) as admin:
+        assert admin.get("/api/users/ume").json()["role"] == "usermgr"
+        assert admin.get("/api/auth/me").json()["user"]["role"] == "admin"
+
+
 def test_state_changes_are_audited_without_secrets(live: Live) -> None:
     with live.client() as client:
         client.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
@@ -216,6 +317,37 @@ def test_state_changes_are_audited_without_secrets(live: Live) -> None:
     assert [e["status"] for e in logins] == [200, 401]
     assert all(e["user"] == "admin" and e["ip"] == "127.0.0.1" for e in logins)
     assert "wrong" not in str(entries)
+
+
+def test_anonymous_refusals_are_tallied_not_written_one_by_one(live: Live) -> None:
+    store = live.citadel.store
+    before = store.count_audit()
+    with live.client() as client:
+        for _ in range(40):
+            junk = {"Authorization": "Bearer junk"}
+            assert client.post("/api/servers/alpha/start", headers=junk).status_code == 401
+        for _ in range(10):
+            huge = {"username": "admin", "password": "x" * 100_000}
+            assert client.post("/api/auth/login", json=huge).status_code == 413
+        # Unknown paths and methods change nothing and are not audited at all.
+        assert client.post("/api/no/such/path").status_code == 404
+        assert client.post("/healthz").status_code == 405
+        for _ in range(10):  # 5 are judged (and recorded by name), then 5 are throttled
+            client.post("/api/auth/login", json={"username": "admin", "password": "wrong"})
+    assert store.count_audit() == before + 5
+    # The audit actor writes the tally every minute; flush it now instead of waiting.
+    db = live.citadel.registry.whereis("store")
+    assert db is not None
+    assert live.portal.call(flush_tally, db, live.citadel.audit_tally) == 3
+    rows = store.list_audit(limit=8)
+    tallied = {(e.path, e.status): e for e in rows if e.user is None}
+    assert {key: e.detail and e.detail["count"] for key, e in tallied.items()} == {
+        ("/api/servers/alpha/start", 401): 40,
+        ("/api/auth/login", 413): 10,
+        ("/api/auth/login", 429): 5,
+    }
+    judged = [e for e in rows if e.user == "admin" and e.path == "/api/auth/login"]
+    assert [e.status for e in judged] == [401] * 5
 
 
 def test_health_readiness_and_openapi(live: Live) -> None:

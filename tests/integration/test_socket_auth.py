@@ -8,13 +8,17 @@ has been delivered or withheld.
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
+from pathlib import Path
 
 import anyio
 import jwt
 import pytest
 import socketio
 
+from citadel.auth import TokenIssuer
 from citadel.messages import (
     Event,
     LogEvent,
@@ -23,10 +27,11 @@ from citadel.messages import (
     ServerStatusEvent,
     utc_timestamp,
 )
-from citadel.realtime.broadcaster import publish
+from citadel.realtime.broadcaster import RECHECK_INTERVAL, publish
 from tests.citadel.realtime.conftest import NodeClient
 from tests.integration._clients import Client
 from tests.integration.conftest import Live
+from tests.integration.test_rest import assert_error, expired_token
 
 pytestmark = pytest.mark.anyio
 BOUND = 10
@@ -61,7 +66,7 @@ def forged(live: Live, kind: str) -> str | None:
     if kind == "wrong-key":
         return jwt.encode(claims, "another-key-of-sufficient-length-0123456789", algorithm="HS256")
     if kind == "expired":
-        return live.token_for("admin", ttl=-1)
+        return expired_token(live)
     raise AssertionError(kind)
 
 
@@ -214,3 +219,88 @@ async def test_disabled_user_is_disconnected_and_role_change_rescopes(live: Live
     finally:
         await nik.close()
         await maxi.close()
+
+
+async def test_cli_password_change_refuses_rest_at_once_and_cuts_the_socket_within_a_recheck(
+    live: Live,
+) -> None:
+    """``citadel user passwd`` is another process writing the same SQLite file."""
+    password = live.add_user("cleo", "viewer")
+    token = live.login("cleo", password)
+    client = Client()
+    try:
+        with anyio.fail_after(BOUND):
+            await client.connect(live.url, token)
+            with live.client(token) as http:
+                assert http.get("/api/auth/me").status_code == 200  # the verifier knows cleo
+            command = [str(Path(sys.executable).parent / "citadel"), "user", "passwd", "cleo"]
+            command += ["--password-stdin", "--data-dir", str(live.citadel.data_dir)]
+            done = await anyio.run_process(command, input=b"cleo-new-password\n", check=False)
+        assert done.returncode == 0, done.stderr
+        # REST refuses the old token at once: no cache lifetime to wait out.
+        with live.client(token) as http:
+            assert_error(http.get("/api/auth/me"), 401, "unauthorized")
+        # The open socket goes at the broadcaster's next periodic re-check (one period, plus
+        # one more of slack for a loaded machine).
+        with anyio.fail_after(2 * RECHECK_INTERVAL):
+            await client.disconnected.wait()
+    finally:
+        await client.close()
+
+
+async def test_expired_token_socket_is_cut_within_a_recheck(live: Live) -> None:
+    user = live.citadel.store.get_user("admin")
+    assert user is not None
+    ttl = 1.5
+    issued = TokenIssuer(live.secret, ttl=ttl).issue(user)
+    client = Client()
+    try:
+        with anyio.fail_after(BOUND):
+            await client.connect(live.url, issued.token)
+        with anyio.fail_after(ttl + 2 * RECHECK_INTERVAL):
+            await client.disconnected.wait()
+        assert time.time() >= issued.expires_at  # not cut before its time
+    finally:
+        await client.close()
+
+
+async def test_the_socket_is_filed_under_the_verified_user_not_a_claimed_one(live: Live) -> None:
+    """The broadcaster re-checks a user's sockets by name: the name must come from the token."""
+    token = live.login()
+    client = Client()
+    try:
+        with anyio.fail_after(BOUND):
+            auth = {"token": token, "_user": "mallory"}
+            await client.sio.connect(live.url, auth=auth, transports=["websocket"])
+            await client.wait_until(lambda e: len(e) >= 1)
+        connected = live.portal.call(live.citadel.engine.connected)
+        assert [dict(auth or {}) for _, auth, _ in connected] == [
+            {"token": token, "_user": "admin"}
+        ]
+    finally:
+        await client.close()
+
+
+def test_engineio_client_errors_are_one_warning_each(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any client can send these: log each kind once, as a warning, through one handler."""
+    caplog.set_level(logging.DEBUG)
+    with live.client() as http:
+        for _ in range(3):
+            assert http.get("/socket.io/?EIO=3&transport=polling").status_code == 400
+            assert http.get("/socket.io/?EIO=4&transport=polling&sid=bogus").status_code == 400
+    logged = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name.startswith(("engineio", "socketio"))
+    ]
+    assert logged == [
+        (
+            "WARNING",
+            "The client is using an unsupported version of the Socket.IO or Engine.IO protocols",
+        ),
+        ("WARNING", "Invalid session bogus"),
+    ]
+    for name in ("engineio.server", "socketio.server"):
+        assert logging.getLogger(name).handlers == []  # no second, private stderr handler

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from citadel.auth import ALL, BUILTIN_ROLES, PERMISSIONS, allows
+from citadel.auth import ALL, BUILTIN_ROLES, PERMISSIONS, allows, missing_grants
 
 
 def _grant(role: str) -> tuple[frozenset[str], frozenset[str] | None]:
@@ -43,3 +43,17 @@ def test_server_scope() -> None:
     # A scoped role never gets host-wide actions.
     assert not allows(perms, scope, "server.view", None)
     assert not allows(frozenset({ALL}), scope, "users.manage")
+
+
+def test_missing_grants_is_empty_only_when_the_holder_covers_the_role() -> None:
+    admin = frozenset({"*"})
+    manager = frozenset({"users.manage", "server.view", "logs.view"})
+    assert missing_grants(admin, None, ["*"], None) == []
+    assert missing_grants(manager, None, ["server.view", "logs.view"], ["alpha"]) == []
+    assert missing_grants(manager, None, ["*"], None) == ["'*'"]
+    assert missing_grants(manager, None, ["server.rcon", "server.view"], None) == ["'server.rcon'"]
+    scoped = frozenset({"*"})
+    assert missing_grants(scoped, frozenset({"alpha"}), ["server.view"], None) == ["every server"]
+    assert missing_grants(scoped, frozenset({"alpha"}), ["server.view"], ["alpha", "bravo"]) == [
+        "server 'bravo'"
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from citadel.auth import LoginThrottle
-from citadel.auth._throttle import PRUNE_THRESHOLD
+from citadel.auth._throttle import IN_FLIGHT_RETRY, PRUNE_THRESHOLD
 
 IP = "192.0.2.7"
 
@@ -89,3 +89,54 @@ def test_memory_is_bounded_by_pruning_idle_keys() -> None:
     assert throttle.statistics(now=0.0).tracked == PRUNE_THRESHOLD + 10
     throttle.record_failure(None, "late", now=10_000.0)
     assert throttle.statistics(now=10_000.0).tracked == 1
+
+
+def test_attempts_in_flight_count_against_the_budget() -> None:
+    throttle = LoginThrottle()
+    # Five guesses reserved at once, none judged yet: the sixth is refused, whatever its name.
+    assert [throttle.reserve(IP, f"u{i}", now=0.0) for i in range(5)] == [0.0] * 5
+    assert throttle.reserve(IP, "u9", now=0.0) == IN_FLIGHT_RETRY
+    assert throttle.statistics(now=0.0).in_flight == 10  # five on the IP, one on each name
+    for i in range(5):
+        throttle.record_failure(IP, f"u{i}", now=0.1)
+    # The fifth failure locked the IP out; nothing is in flight any more.
+    assert throttle.reserve(IP, "u9", now=0.1) == 60.0
+    assert throttle.statistics(now=0.1).in_flight == 0
+
+
+def test_at_most_max_failures_guesses_are_judged_per_window_however_concurrent() -> None:
+    throttle = LoginThrottle()
+    judged = 0
+    for _ in range(3):  # waves of 60 concurrent attempts against one name from many IPs
+        granted = [
+            i for i in range(60) if throttle.reserve(f"203.0.113.{i}", "admin", now=0.0) == 0.0
+        ]
+        judged += len(granted)
+        for i in granted:
+            throttle.record_failure(f"203.0.113.{i}", "admin", now=0.0)
+    assert judged == 5
+
+
+def test_a_success_ends_its_reservation_and_keeps_the_others() -> None:
+    throttle = LoginThrottle(max_failures=2)
+    assert throttle.reserve(IP, "u", now=0.0) == 0.0
+    assert throttle.reserve("198.51.100.1", "u", now=0.0) == 0.0
+    assert throttle.reserve("198.51.100.2", "u", now=0.0) == IN_FLIGHT_RETRY
+    throttle.record_success(IP, "u", now=0.1)
+    # One attempt on "u" is still being checked: one more fits in the budget of two.
+    assert throttle.reserve("198.51.100.2", "u", now=0.1) == 0.0
+    assert throttle.reserve("198.51.100.3", "u", now=0.1) == IN_FLIGHT_RETRY
+    throttle.record_failure("198.51.100.1", "u", now=0.2)
+    throttle.record_failure("198.51.100.2", "u", now=0.2)
+    assert throttle.retry_after(None, "u", now=0.2) == 60.0
+    assert throttle.statistics(now=0.2).in_flight == 0
+
+
+def test_keys_with_attempts_in_flight_are_never_pruned() -> None:
+    throttle = LoginThrottle()
+    assert throttle.reserve(None, "slow", now=0.0) == 0.0
+    for i in range(PRUNE_THRESHOLD + 10):
+        throttle.record_failure(None, f"spray{i}", now=0.0)
+    throttle.record_failure(None, "late", now=10_000.0)
+    assert throttle.statistics(now=10_000.0).tracked == 2
+    assert throttle.statistics(now=10_000.0).in_flight == 1

@@ -4,6 +4,8 @@ revocation semantics (logout, password change without the 8-hour lockout, cleanu
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -285,21 +287,98 @@ class CountingStore(Store):
         return super().get_role(name)
 
 
-def test_verification_caches_users_and_roles(tmp_path: Path, clock: Clock) -> None:
+def test_verification_caches_users_and_roles_until_the_store_changes(
+    tmp_path: Path, clock: Clock
+) -> None:
     with CountingStore(tmp_path / "c.sqlite3", clock=clock) as store:
         user = store.create_user("alice", "h", "viewer")
-        verifier = TokenVerifier(SECRET, store, clock=clock, user_cache_ttl=5, role_cache_ttl=30)
+        verifier = TokenVerifier(SECRET, store, clock=clock)
         token = TokenIssuer(SECRET, clock=clock).issue(user).token
         for _ in range(10):
             verifier.verify(token)
-        assert (store.user_lookups, store.role_lookups) == (1, 1)
-        clock.now += 5
+        clock.now += 3600  # no lifetime: an unchanged store keeps the cache warm
         verifier.verify(token)
-        assert (store.user_lookups, store.role_lookups) == (2, 1)
-        # A disabled user is noticed within the cache TTL even without invalidation.
+        assert (store.user_lookups, store.role_lookups) == (1, 1)
+        # A change through this connection is seen by the next check, without invalidation.
         store.set_disabled("alice", True)
-        clock.now += 5
         assert _reason(verifier, token) == "disabled"
+
+
+def test_a_change_by_another_process_is_seen_by_the_next_check(
+    tmp_path: Path, clock: Clock
+) -> None:
+    """``citadel user passwd`` writes through its own connection while the server runs."""
+    with CountingStore(tmp_path / "c.sqlite3", clock=clock) as store:
+        user = store.create_user("alice", "h", "viewer")
+        verifier = TokenVerifier(SECRET, store, clock=clock)
+        token = TokenIssuer(SECRET, clock=clock).issue(user).token
+        verifier.verify(token)
+        verifier.verify(token)
+        assert store.user_lookups == 1  # cached
+        clock.now += 1
+        with Store(tmp_path / "c.sqlite3", clock=clock) as cli:
+            cli.set_password("alice", "new-hash")
+        assert _reason(verifier, token) == "revoked"
+        with Store(tmp_path / "c.sqlite3", clock=clock) as cli:
+            cli.save_role("narrow", ["server.view"], ["alpha"])
+            cli.set_role("alice", "narrow")
+        fresh = TokenIssuer(SECRET, clock=clock).issue(store.get_user("alice")).token  # type: ignore[arg-type]  # alice exists
+        assert verifier.verify(fresh).servers == frozenset({"alpha"})
+
+
+def test_username_of_trusts_only_the_signature(
+    issuer: TokenIssuer, verifier: TokenVerifier, alice: User, clock: Clock
+) -> None:
+    issued = issuer.issue(alice)
+    verifier.revoke(verifier.verify(issued.token))
+    assert verifier.username_of(issued.token) == "alice"  # revoked, but it names alice
+    forged = jwt.encode(_claims(sub="bob"), OTHER_SECRET, algorithm="HS256")
+    assert verifier.username_of(forged) is None
+    assert verifier.username_of("garbage") is None
+    assert verifier.username_of(None) is None
+
+
+@pytest.mark.parametrize("ttl", [float("nan"), float("inf"), -float("inf"), 0, -1, 366 * 86400])
+def test_issuer_refuses_unusable_lifetimes(ttl: float) -> None:
+    with pytest.raises(ValueError, match="token lifetime"):
+        TokenIssuer(SECRET, ttl=ttl)
+
+
+def _raw_token(payload: str) -> str:
+    """Sign a payload given as JSON text (PyJWT's own encoder would refuse nothing)."""
+    header = _b64({"alg": "HS256", "typ": "JWT"})
+    body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+    signature = hmac.new(SECRET, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
+
+
+@pytest.mark.parametrize(
+    ("iat", "exp"),
+    [
+        (str(T0), "NaN"),
+        (str(T0), "Infinity"),
+        ("NaN", str(T0 + 60)),
+        ("-Infinity", str(T0 + 60)),
+        (str(T0), "1e400"),
+        (str(T0), str(T0 + 366 * 86400)),  # a lifetime over a year
+    ],
+)
+def test_non_finite_or_endless_times_are_malformed(
+    verifier: TokenVerifier, alice: User, iat: str, exp: str
+) -> None:
+    payload = f'{{"sub":"alice","role":"operator","iat":{iat},"exp":{exp},"jti":"j-nan"}}'
+    assert _reason(verifier, _raw_token(payload)) == "malformed"
+
+
+def test_revocation_is_never_dropped(store: Store, clock: Clock) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        store.revoke_token("j-nan", float("nan"))
+    store.revoke_token("j1", T0 + 10)
+    store.revoke_token("j1", T0 + 100)  # revoked again: the later expiry wins
+    store.revoke_token("j1", T0 + 50)
+    clock.now = T0 + 60
+    assert store.purge_revoked() == 0
+    assert store.is_revoked("j1")
 
 
 def test_check_credentials(store: Store) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,3 +281,25 @@ def test_server_runs_are_remembered_and_forgotten(tmp_path: Path) -> None:
         assert store.load_run("alpha") == b'{"pid":2}'
         store.save_run("alpha", None)
         assert store.load_run("alpha") is None
+
+
+def test_database_files_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o755)
+    old_umask = os.umask(0o022)
+    try:
+        with Store.open(data) as store:
+            store.create_user("alice", "h", "viewer")  # a write: -wal and -shm exist now
+            names = [DB_FILENAME, f"{DB_FILENAME}-wal", f"{DB_FILENAME}-shm"]
+            modes = {n: stat.S_IMODE((data / n).stat().st_mode) for n in names}
+    finally:
+        os.umask(old_umask)
+    assert modes == dict.fromkeys(names, 0o600)
+
+
+def test_an_older_world_readable_database_is_tightened_on_open(tmp_path: Path) -> None:
+    with Store.open(tmp_path) as store:
+        store.create_user("alice", "h", "viewer")
+    (tmp_path / DB_FILENAME).chmod(0o644)
+    with Store.open(tmp_path):
+        assert stat.S_IMODE((tmp_path / DB_FILENAME).stat().st_mode) == 0o600
