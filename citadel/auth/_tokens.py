@@ -227,18 +227,6 @@ class TokenVerifier:
         """Log one token out: it is refused from now until it expires."""
         self._store.revoke_token(principal.jti, principal.exp)
 
-    def username_of(self, token: str | bytes | None) -> str | None:
-        """The user a correctly signed token names (``sub``), or None; no other check.
-
-        For code that must know whose socket a token opened (to re-check only that user's
-        sockets when their password or role changes) without trusting anything the client
-        sent beside the signed token. Whether the token is still *valid* is ``verify``'s job.
-        """
-        try:
-            return self._decode(token).sub
-        except AuthError:
-            return None
-
     def invalidate_user(self, username: str) -> None:
         """Forget the cached user (the cache also follows the store by itself)."""
         self._users.pop(username, None)

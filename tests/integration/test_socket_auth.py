@@ -264,23 +264,6 @@ async def test_expired_token_socket_is_cut_within_a_recheck(live: Live) -> None:
         await client.close()
 
 
-async def test_the_socket_is_filed_under_the_verified_user_not_a_claimed_one(live: Live) -> None:
-    """The broadcaster re-checks a user's sockets by name: the name must come from the token."""
-    token = live.login()
-    client = Client()
-    try:
-        with anyio.fail_after(BOUND):
-            auth = {"token": token, "_user": "mallory"}
-            await client.sio.connect(live.url, auth=auth, transports=["websocket"])
-            await client.wait_until(lambda e: len(e) >= 1)
-        connected = live.portal.call(live.citadel.engine.connected)
-        assert [dict(auth or {}) for _, auth, _ in connected] == [
-            {"token": token, "_user": "admin"}
-        ]
-    finally:
-        await client.close()
-
-
 def test_engineio_client_errors_are_one_warning_each(
     live: Live, caplog: pytest.LogCaptureFixture
 ) -> None:
