@@ -543,7 +543,7 @@ class ProcessActor(Actor[Any]):
             )
         else:
             memory.start_deadline = now + plan.start_timeout_left
-            left = plan.start_timeout_left
+            left = memory.start_deadline - now  # what the armed timer will wait
             self._transition(
                 "starting",
                 reason=f"{adopted}; still starting ({left:.0f} s left of its start timeout)",

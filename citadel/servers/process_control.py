@@ -82,6 +82,8 @@ KILL_TIMEOUT: Final = 10.0  # SIGTERM -> exit, and SIGKILL -> exit
 CLEANUP_TIMEOUT: Final = 5.0  # SIGKILL of leftovers -> gone
 PROCESS_TABLE_MAX_AGE: Final = 1.0  # seconds a shared /proc scan is reused by samplers
 ADOPTED_EXIT_NOTE: Final = "not a child of this Citadel: exit code and signal are unknowable"
+CMDLINE_ATTEMPTS: Final = 200  # reads of a new child's command line while exec finishes ...
+CMDLINE_PAUSE: Final = 0.0005  # ... this far apart (at most 0.1 s; normally one read)
 #: The environment variable that marks every process of one server run (see ``spawn``).
 MARKER_ENV: Final = "CITADEL_RUN_ID"
 # ------------------------------------------------------------------------------------------------
@@ -506,14 +508,23 @@ class AdoptedProcess(ManagedProcess):
 
 
 def _child_identity(pid: int, argv: Sequence[str]) -> ProcessIdentity:
-    # Popen returns after exec succeeded, so /proc shows argv; a child that already exited is a
-    # zombie whose cmdline is empty, and then argv is the truth.
+    # Popen returns once exec has closed its error pipe, which the kernel does *before* it maps
+    # the new program's arguments: for a moment /proc/<pid>/cmdline reads empty. The identity
+    # must hold the command line the process will show for the rest of its life (for a script,
+    # its interpreter comes first), or adoption after a Citadel restart would not recognise it
+    # and start a duplicate. So wait (briefly, bounded) for it to appear. A child that already
+    # exited is a zombie whose command line stays empty: then argv is the truth.
     process = psutil.Process(pid)
     create_time = process.create_time()
-    try:
-        cmdline = tuple(process.cmdline())
-    except psutil.Error:
-        cmdline = ()
+    cmdline: tuple[str, ...] = ()
+    for _ in range(CMDLINE_ATTEMPTS):
+        try:
+            cmdline = tuple(process.cmdline())
+        except psutil.Error:
+            break
+        if cmdline:
+            break
+        time.sleep(CMDLINE_PAUSE)  # blocking, but the window is microseconds
     return ProcessIdentity(pid, create_time, cmdline or tuple(argv))
 
 
