@@ -58,6 +58,7 @@ SERVER_PERIOD: Final = 60.0
 FLEET_INTENSITY: Final = 50
 FLEET_PERIOD: Final = 60.0
 STATUS_CALL_TIMEOUT: Final = 2.0
+OUTBOX_FLUSH_TIMEOUT: Final = 15.0  # above the store retry limit (persistence.STORE_RETRY_LIMIT)
 ACTOR_BACKOFF: Final = Backoff(base=0.05, cap=1.0, reset_after=30.0)
 
 
@@ -162,17 +163,21 @@ class Fleet:
             await self._release(runtime)
 
     async def _stop_and_wait(self, runtime: ServerRuntime, by: str) -> None:
-        status = runtime.state.current.status
-        if status == "stopped":
-            return
-        try:
-            # For a crashed server this cancels a pending automatic restart.
-            await self.command(runtime.id, StopServer(by=by))
-        except ActorError:
-            return  # its process actor is gone; `close` kills what is left
-        version = runtime.state.current.version
-        while runtime.state.current.status not in ("stopped", "crashed"):
-            version = (await runtime.state.wait_changed(version)).version
+        if runtime.state.current.status != "stopped":
+            try:
+                # For a crashed server this cancels a pending automatic restart.
+                await self.command(runtime.id, StopServer(by=by))
+            except ActorError:
+                return  # its process actor is gone; `close` kills what is left
+            version = runtime.state.current.version
+            while runtime.state.current.status not in ("stopped", "crashed"):
+                version = (await runtime.state.wait_changed(version)).version
+        memory = runtime.extras.get("process")
+        if memory is not None and memory.outbox is not None:
+            # The final record must reach SQLite (and the event the dashboards) before the
+            # tree stops: the next Citadel starts from it.
+            with anyio.move_on_after(OUTBOX_FLUSH_TIMEOUT):
+                await memory.outbox.wait_flushed()
 
     async def _release(self, runtime: ServerRuntime) -> None:
         memory = runtime.extras.get("process")

@@ -151,6 +151,9 @@ class Outbox:
         self.server_id = server_id
         self._send, self._receive = anyio.create_memory_object_stream[Any](size)
         self.in_flight: Any = None
+        self._pending = 0
+        self._empty = anyio.Event()
+        self._empty.set()
 
     def put_nowait(self, item: Persist | Notice | Event) -> None:
         """Queue ``item``; never waits (a full outbox drops it, with an error in the log)."""
@@ -158,6 +161,17 @@ class Outbox:
             self._send.send_nowait(item)
         except anyio.WouldBlock:
             log.error("%s: outbox full; dropped %s", self.server_id, type(item).__name__)
+            return
+        if self._pending == 0:
+            self._empty = anyio.Event()
+        self._pending += 1
+
+    async def wait_flushed(self) -> None:
+        """Wait until everything queued so far has been delivered (records stored, events sent).
+
+        Used before Citadel exits, so the record of the final ``stopped`` is on disk.
+        """
+        await self._empty.wait()
 
     async def drain(self, runs: RunStore, publish: Callable[[Event], Awaitable[bool]]) -> None:
         """Deliver items in order until the outbox is closed."""
@@ -169,11 +183,16 @@ class Outbox:
                     return
             await self._deliver(self.in_flight, runs, publish)
             self.in_flight = None
+            self._pending -= 1
+            if self._pending == 0:
+                self._empty.set()
 
     def close(self) -> None:
         self._send.close()
         self._receive.close()
         self.in_flight = None
+        self._pending = 0
+        self._empty.set()
 
     async def _deliver(
         self, item: Any, runs: RunStore, publish: Callable[[Event], Awaitable[bool]]

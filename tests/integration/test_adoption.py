@@ -219,6 +219,9 @@ def test_killed_citadel_adopts_running_servers_and_reports_dead_ones(
     assert len(simulators(install)) == 1
     third.stop()
     assert simulators(install) == [], "a stopped Citadel stops its servers"
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        (record,) = db.execute("SELECT run FROM server_runs WHERE server_id = 'alpha'").fetchone()
+    assert '"status":"stopped"' in record, "the final stop is on disk for the next Citadel"
     notes = stored_notifications(tmp_path)
     dead = [m for _, t, m in notes if t == "Alpha: Server exited while Citadel was down"]
     assert len(dead) == 1
