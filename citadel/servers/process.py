@@ -306,14 +306,24 @@ class ProcessActor(Actor[Any]):
             else:
                 self._transition("stopped", reason="not started", bump=False)
             return
+        run = record.run
+        adopted = None if run is None else process_control.adopt(run.identity, run.marker)
+        ready = record.ready
+        if run is not None and adopted is not None and not ready and record.status != "stopping":
+            # Citadel may have died between the game's "Player connect enabled" and the
+            # record that says so; the RPT tells. (Before any state change: should this actor
+            # crash meanwhile, its next incarnation starts over from the record.)
+            try:
+                ready = await anyio.to_thread.run_sync(rpt_shows_ready, run)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await adopted.aclose()  # only the pidfd: an adopted server is not killed
+                raise
         # Continue the seq (and status) the previous Citadel published last.
         runtime.state.update(seq=record.seq, status=record.status, ready=record.ready)
-        run = record.run
-        if run is not None:
-            adopted = process_control.adopt(run.identity, run.marker)
-            if adopted is not None:
-                await self._adopt(adopted, record, run)
-                return
+        if run is not None and adopted is not None:
+            self._adopt(adopted, record, run, ready=ready)
+            return
         if run is not None or record.status in ("starting", "running", "stopping"):
             if record.status == "stopping":
                 self._transition(
@@ -462,6 +472,7 @@ class ProcessActor(Actor[Any]):
                 marker=marker,
             )
         except (OSError, ValueError) as error:
+            memory.restart_at = None
             # An automatic start that cannot even spawn (a mount not up yet, EAGAIN, ENOMEM, a
             # binary being replaced) is a failed attempt: counted, backed off, retried until
             # the budget is spent. An operator's start is reported and left to the operator.
@@ -474,6 +485,7 @@ class ProcessActor(Actor[Any]):
                 plan_restart=retry,
             )
             return
+        memory.restart_at = None
         memory.incarnation += 1
         memory.process = process
         memory.spawned_at = anyio.current_time()
@@ -498,16 +510,11 @@ class ProcessActor(Actor[Any]):
         self._watch(process, memory.incarnation)
         self._arm_start_timeout(memory.incarnation)
 
-    async def _adopt(
-        self, process: ManagedProcess, record: LifecycleRecord, previous: RunInfo
+    def _adopt(
+        self, process: ManagedProcess, record: LifecycleRecord, previous: RunInfo, *, ready: bool
     ) -> None:
         """Resume a run found alive after a Citadel restart (`policy.adoption_plan`)."""
         memory, cfg = self.memory, self.runtime.config
-        ready = record.ready
-        if not ready and record.status != "stopping":
-            # Citadel may have died between the game's "Player connect enabled" and the
-            # record that says so; the RPT tells.
-            ready = await anyio.to_thread.run_sync(rpt_shows_ready, previous)
         plan = adoption_plan(
             record.status,
             ready=ready,
@@ -826,9 +833,11 @@ class ProcessActor(Actor[Any]):
         memory = self.memory
         if token != memory.restart_token or memory.restart_at is None:
             return
-        memory.restart_at = None
         if self.runtime.state.current.status != "crashed":
+            memory.restart_at = None
             return
+        # restart_at stays set until the spawn is past its awaits: should this actor crash
+        # before, its next incarnation finds the restart still due and does it.
         memory.restart_count += 1
         await self._spawn(
             reason=f"automatic restart (attempt {memory.attempt + 1})", automatic=True
