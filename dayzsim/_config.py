@@ -34,6 +34,11 @@ DEFAULT_RCON_TIMEOUT: Final = 45.0  # seconds of client silence before it is dro
 DEFAULT_MAX_PLAYERS: Final = 60
 DEFAULT_SEED: Final = 0
 CRASH_MODES: Final = ("exit", "signal", "abort")
+#: ``DAYZSIM_SPAWN_CHILD`` values: where the child lives and whether SIGTERM ends it (see
+#: docs/simulator.md). A true boolean (``1``) means ``group``.
+CHILD_MODES: Final = ("group", "stubborn", "setsid", "daemon")
+#: ``DAYZSIM_HANG_MODE`` values: ``process`` freezes everything, ``loop`` only the game loop.
+HANG_MODES: Final = ("process", "loop")
 
 
 class LaunchArgs(msgspec.Struct, frozen=True):
@@ -69,8 +74,9 @@ class Controls(msgspec.Struct, frozen=True):
     crash_mode: str = "exit"
     crash_arg: str = "3"
     hang_after: float | None = None
+    hang_mode: str = "process"
     ignore_shutdown: bool = False
-    spawn_child: bool = False
+    spawn_child: str | None = None  # one of CHILD_MODES, or None for no child
     rcon_refuse: bool = False
     rcon_garbage: bool = False
     rcon_part_size: int = DEFAULT_RCON_PART_SIZE
@@ -116,6 +122,18 @@ def _to_opt_float(text: str | None) -> float | None:
 
 def _to_bool(text: str | None) -> bool:
     return text is not None and text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _child_mode(text: str | None) -> str | None:
+    if _to_bool(text):
+        return "group"
+    mode = (text or "").strip().lower()
+    return mode if mode in CHILD_MODES else None
+
+
+def _choice(text: str | None, choices: Sequence[str], default: str) -> str:
+    value = (text or "").strip().lower()
+    return value if value in choices else default
 
 
 def _split_mods(value: str) -> tuple[str, ...]:
@@ -197,8 +215,9 @@ def parse_env(env: Mapping[str, str]) -> Controls:
         crash_mode=mode,
         crash_arg=mode_arg,
         hang_after=_to_opt_float(get("HANG_AFTER")),
+        hang_mode=_choice(get("HANG_MODE"), HANG_MODES, "process"),
         ignore_shutdown=_to_bool(get("IGNORE_SHUTDOWN")),
-        spawn_child=_to_bool(get("SPAWN_CHILD")),
+        spawn_child=_child_mode(get("SPAWN_CHILD")),
         rcon_refuse=_to_bool(get("RCON_REFUSE")),
         rcon_garbage=_to_bool(get("RCON_GARBAGE")),
         rcon_part_size=max(16, count("RCON_PART_SIZE", DEFAULT_RCON_PART_SIZE)),

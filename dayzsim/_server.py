@@ -62,6 +62,31 @@ DRAIN_LIMIT: Final = 0.5  # seconds to flush queued RCon replies at shutdown
 FLOOD_BATCH: Final = 0.1  # seconds between flood batches
 KICK_CODE: Final = 6  # the numeric kick reason of an admin kick in the RPT (formats.md §1.3)
 CHILD_SOURCE: Final = "import time\nwhile True:\n    time.sleep(3600)\n"
+#: A child that ignores SIGTERM (``stubborn``, ``setsid``): only SIGKILL ends it.
+STUBBORN_SOURCE: Final = (
+    "import signal, time\n"
+    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "while True:\n    time.sleep(3600)\n"
+)
+#: ``daemon``: the classic double fork. The launcher leaves the session (setsid), forks the
+#: daemon, prints the daemon's pid and exits, so the daemon is re-parented (to init or the
+#: nearest subreaper): neither the process group nor parent links lead to it any more.
+DAEMON_SOURCE: Final = (
+    "import os, signal, sys, time\n"
+    "os.setsid()\n"
+    "r, w = os.pipe()\n"
+    "if os.fork() == 0:\n"
+    "    signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    "    null = os.open(os.devnull, os.O_RDWR)\n"
+    "    for fd in (0, 1, 2):\n"
+    "        os.dup2(null, fd)\n"
+    "    os.write(w, str(os.getpid()).encode())\n"
+    "    os.close(w)\n"
+    "    while True:\n        time.sleep(3600)\n"
+    "os.close(w)\n"
+    "sys.stdout.write(os.read(r, 32).decode())\n"
+)
+CHILD_LAUNCH_TIMEOUT: Final = 10.0
 
 
 def say(text: str, *, err: bool = False) -> None:
@@ -94,8 +119,9 @@ class Simulator:
         self.restrict = False
         self._exit_code = 0
         self.rcon: RconServer | None = None
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child_pid: int | None = None
         self._stop = anyio.Event()
+        self._loop_frozen = anyio.Event()  # DAYZSIM_HANG_MODE=loop: ticks stop, RCON answers
         cfg = self._read_server_cfg()
         max_players = _int_or(cfg.get("maxPlayers"), DEFAULT_MAX_PLAYERS)
         self.hostname = cfg.get("hostname", "DayZ simulator")
@@ -179,15 +205,30 @@ class Simulator:
         self.rcon = RconServer(sock, be.password, self.controls, self._command, self.rng)
         say(f"dayz-sim: RCon listening on {be.ip}:{be.port}")
 
-    def _spawn_child(self) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", CHILD_SOURCE],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    def _spawn_child(self, mode: str) -> None:
+        """Start the helper process of ``DAYZSIM_SPAWN_CHILD`` and record its pid."""
+        if mode == "daemon":
+            # Blocking, but only for the launcher's few milliseconds, before the loop starts.
+            launched = subprocess.run(
+                [sys.executable, "-c", DAEMON_SOURCE],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                timeout=CHILD_LAUNCH_TIMEOUT,
+                check=True,
+            )
+            self.child_pid = int(launched.stdout)
+        else:
+            child = subprocess.Popen(
+                [sys.executable, "-c", CHILD_SOURCE if mode == "group" else STUBBORN_SOURCE],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=mode == "setsid",
+            )
+            self.child_pid = child.pid
         _files.write_atomic(
-            self.profile / "citadel" / "child.pid", f"{self.child.pid}\n".encode("ascii")
+            self.profile / "citadel" / "child.pid", f"{self.child_pid}\n".encode("ascii")
         )
 
     # --- main -------------------------------------------------------------------------------------
@@ -200,8 +241,8 @@ class Simulator:
         say(f"dayz-sim: profiles={self.profile} port={self.args.port} pid={os.getpid()}")
         self._heartbeat()
         await self._open_rcon()
-        if self.controls.spawn_child:
-            self._spawn_child()
+        if self.controls.spawn_child is not None:
+            self._spawn_child(self.controls.spawn_child)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._signals)
             if self.rcon is not None:
@@ -210,7 +251,8 @@ class Simulator:
             if self.controls.crash_after is not None:
                 tg.start_soon(self._after, self.controls.crash_after, self._crash)
             if self.controls.hang_after is not None:
-                tg.start_soon(self._after, self.controls.hang_after, freeze)
+                hang = freeze if self.controls.hang_mode == "process" else self._loop_frozen.set
+                tg.start_soon(self._after, self.controls.hang_after, hang)
             if self.controls.log_flood > 0:
                 tg.start_soon(self._flood)
             tg.start_soon(self._lifecycle)
@@ -265,6 +307,9 @@ class Simulator:
         while True:
             await anyio.sleep(max(0.0, next_tick - time.monotonic()))
             next_tick += self.controls.tick
+            if self._loop_frozen.is_set():
+                # A frozen game loop: no ticks, no logs, no heartbeat; RCON still answers.
+                await anyio.sleep_forever()
             self._tick()
 
     async def _sleep_until(self, offset: float) -> None:
@@ -348,6 +393,8 @@ class Simulator:
         n = 0
         while True:
             await anyio.sleep(FLOOD_BATCH)
+            if self._loop_frozen.is_set():
+                await anyio.sleep_forever()
             carry += self.controls.log_flood * FLOOD_BATCH
             count, carry = int(carry), carry - int(carry)
             lines = [f"SCRIPT       : [Flood] line {n + i} lorem ipsum dolor" for i in range(count)]

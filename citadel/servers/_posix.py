@@ -98,6 +98,32 @@ def peek_child_exit(pid: int) -> ChildExit | None:
     return ChildExit(None, signal_name(result.si_status))
 
 
+def environ_has(pid: int, entry: bytes) -> bool:
+    """Whether ``entry`` (``b"NAME=value"``) is in the environment ``pid`` was started with.
+
+    ``False`` when the process is gone, a zombie (empty environment) or not readable by us.
+    """
+    try:
+        with open(f"{PROC_ROOT}/{pid}/environ", "rb") as environ:
+            data = environ.read()
+    except OSError:
+        return False
+    return entry in data.split(b"\0")
+
+
+def find_by_environ(entry: bytes) -> list[int]:
+    """Every process whose start environment holds ``entry`` (blocking: one ``/proc`` pass).
+
+    Only processes whose environment we may read are seen (our own user's, or all for root).
+    """
+    found: list[int] = []
+    with os.scandir(PROC_ROOT) as entries:
+        for item in entries:
+            if item.name.isdigit() and environ_has(int(item.name), entry):
+                found.append(int(item.name))
+    return found
+
+
 def _parse_stat(data: bytes) -> StatEntry | None:
     # The command name (field 2) is in parentheses and may itself contain spaces and ')'; the
     # fields after the LAST ')' are fixed: state, ppid, pgrp, ...

@@ -25,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Literal
 
 import anyio
-import msgspec
 
 from actors import (
     ActorError,
@@ -43,11 +42,13 @@ from citadel.messages import Event
 from citadel.messages.rest import ServerStatusView, ServerView
 from citadel.servers import logs, map, metrics, process, rcon
 from citadel.servers.messages import Accepted, GetStatus, RestartServer, StartServer, StopServer
-from citadel.servers.process import RunStore, release_memory
-from citadel.servers.runtime import PROCESS, RunInfo, ServerRuntime
-from citadel.store import Store
+from citadel.servers.persistence import RunStore, StoreRunStore
+from citadel.servers.process import release_memory
+from citadel.servers.runtime import PROCESS, ServerRuntime
 
 log = logging.getLogger("citadel.fleet")
+
+__all__ = ["Fleet", "Source", "StoreRunStore", "server_spec", "server_supervisor"]
 
 Source = Literal["config", "api", "demo"]
 Command = StartServer | StopServer | RestartServer
@@ -57,29 +58,8 @@ SERVER_PERIOD: Final = 60.0
 FLEET_INTENSITY: Final = 50
 FLEET_PERIOD: Final = 60.0
 STATUS_CALL_TIMEOUT: Final = 2.0
+OUTBOX_FLUSH_TIMEOUT: Final = 15.0  # above the store retry limit (persistence.STORE_RETRY_LIMIT)
 ACTOR_BACKOFF: Final = Backoff(base=0.05, cap=1.0, reset_after=30.0)
-
-
-class StoreRunStore:
-    """A `RunStore` in Citadel's SQLite file (writes through the store actor)."""
-
-    def __init__(self, store: Store, write: Callable[[Callable[[Store], Any]], Awaitable[Any]]):
-        self._store = store
-        self._write = write
-
-    async def save(self, server_id: str, run: RunInfo | None) -> None:
-        data = None if run is None else msgspec.json.encode(run)
-        await self._write(lambda store: store.save_run(server_id, data))
-
-    async def load(self, server_id: str) -> RunInfo | None:
-        data = self._store.load_run(server_id)
-        if data is None:
-            return None
-        try:
-            return msgspec.json.decode(data, type=RunInfo)
-        except msgspec.ValidationError:
-            log.warning("%s: ignoring an unreadable stored run", server_id)
-            return None
 
 
 def server_supervisor(runtime: ServerRuntime, runs: RunStore) -> Supervisor:
@@ -149,12 +129,17 @@ class Fleet:
             raise
 
     async def remove(self, server_id: str) -> None:
-        """Stop the server's game (its ladder), then its actors, and forget it."""
+        """Stop the server's game (its ladder), then its actors, and forget it.
+
+        Its persisted lifecycle record goes too: a server created again under the same id
+        starts over at seq 0.
+        """
         assert self.supervisor is not None
         runtime = self.runtimes[server_id]
         await self._stop_and_wait(runtime, "the server is being removed")
         await self.supervisor.terminate_child(server_id)
         await self._release(runtime)
+        await self.runs.save(server_id, None)
         self.runtimes.pop(server_id, None)
         self.sources.pop(server_id, None)
 
@@ -178,17 +163,21 @@ class Fleet:
             await self._release(runtime)
 
     async def _stop_and_wait(self, runtime: ServerRuntime, by: str) -> None:
-        status = runtime.state.current.status
-        if status == "stopped":
-            return
-        try:
-            # For a crashed server this cancels a pending automatic restart.
-            await self.command(runtime.id, StopServer(by=by))
-        except ActorError:
-            return  # its process actor is gone; `close` kills what is left
-        version = runtime.state.current.version
-        while runtime.state.current.status not in ("stopped", "crashed"):
-            version = (await runtime.state.wait_changed(version)).version
+        if runtime.state.current.status != "stopped":
+            try:
+                # For a crashed server this cancels a pending automatic restart.
+                await self.command(runtime.id, StopServer(by=by))
+            except ActorError:
+                return  # its process actor is gone; `close` kills what is left
+            version = runtime.state.current.version
+            while runtime.state.current.status not in ("stopped", "crashed"):
+                version = (await runtime.state.wait_changed(version)).version
+        memory = runtime.extras.get("process")
+        if memory is not None and memory.outbox is not None:
+            # The final record must reach SQLite (and the event the dashboards) before the
+            # tree stops: the next Citadel starts from it.
+            with anyio.move_on_after(OUTBOX_FLUSH_TIMEOUT):
+                await memory.outbox.wait_flushed()
 
     async def _release(self, runtime: ServerRuntime) -> None:
         memory = runtime.extras.get("process")

@@ -7,6 +7,8 @@ To the ``rcon`` actor: `RconCommand` and `KickPlayer` (calls; the reply is `Rcon
 To the ``logs`` actor: `ConsoleLines` (captured stdout/stderr of the current incarnation),
 `SystemLog` (Citadel's own lifecycle lines).
 Recent logs and metrics are read from the `ServerRuntime` histories, not asked for.
+To the run store (``process.RunStore``): `Notice`, a lifecycle notification to be stored and
+numbered before it is published.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from citadel.messages import LogLevel, Player
+from citadel.messages import LogLevel, Player, Severity
 
 
 class Ready(msgspec.Struct, frozen=True):
@@ -127,3 +129,18 @@ class SystemLog(msgspec.Struct, frozen=True):
 
     level: LogLevel
     message: str
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """A lifecycle notification before it has its id: the store numbers it (host-wide unique,
+    kept across Citadel restarts), then it is published as a ``notification`` event.
+
+    ``at`` is the wall-clock time (Unix seconds) it was raised.
+    """
+
+    server_id: str | None
+    type: str
+    title: str
+    message: str
+    severity: Severity
+    at: float

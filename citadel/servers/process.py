@@ -7,22 +7,37 @@ State machine (DESIGN §2)::
        │                  └──exit/timeout─────┴──exit/hang──> crashed ──backoff──> starting
        └──────────────────────── stop (cancels a pending restart) ─────────┘
 
-* It is the only writer of `ServerState`; every transition bumps ``seq`` and is published as a
-  ``serverStatus`` event and a ``notification``.
+* It is the only writer of `ServerState`; every published ``serverStatus`` carries a new
+  ``seq`` (one more than the last, also when the status repeats, e.g. ``crashed`` again after a
+  failed restart). Transitions also raise a ``notification``.
 * Exit detection is event-driven (a pidfd, through `process_control`). An exit Citadel did
   not ask for is a crash; so is a start that never became ready within ``start_timeout`` and a
-  server whose logs and RCON stayed silent past ``hang_timeout`` (it is killed first).
+  running server judged hung by `policy.hang_verdict` (it is killed first).
 * Automatic restarts wait a jittered exponential backoff (``restart_backoff_base`` doubling to
   ``restart_backoff_cap``, reset after ``restart_reset_after`` seconds up); more than
-  ``max_restarts_per_hour`` automatic restarts within an hour and it gives up. An operator's
-  stop beats a pending restart; an operator's start is always accepted and resets the budget.
+  ``max_restarts_per_hour`` automatic restarts within an hour and it gives up, with a
+  notification (`policy.decide_restart`). An automatic start whose executable cannot even be
+  spawned is a failed attempt like a crash: counted, backed off, retried. An operator's start
+  that cannot be spawned is reported ``crashed`` with the OS error and not retried (the
+  operator is there to read it). An operator's stop beats a pending restart; an operator's
+  start is always accepted and resets the budget.
 * Stopping runs the ladder of `process_control.stop_ladder` in the background (the actor keeps
   answering): RCON ``#shutdown`` when connected, SIGTERM to the group, SIGKILL, then no
   descendant may survive. The ``serverStatus`` says which step ended it.
 * The process handle lives in `ServerRuntime`, not in the actor: if this actor crashes, its
-  next incarnation re-attaches to the running game instead of starting a second one. The
-  identity (pid + create time + command line) is also persisted, so a restarted Citadel adopts
-  the servers still running and reports the ones that died meanwhile as crashed.
+  next incarnation re-attaches to the running game instead of starting a second one.
+* At every transition the `LifecycleRecord` (seq, status, readiness, the live run with its
+  identity: pid + create time + command line) is persisted through the `RunStore`. A restarted
+  Citadel continues the ``seq`` where it stopped, adopts the runs still alive and resumes them
+  as they were (`policy.adoption_plan`: ``starting`` keeps what is left of its start timeout,
+  unless the run's RPT shows it became ready meanwhile), and reports the ones that died
+  meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``). Its first
+  ``serverStatus`` of a server repeats the persisted ``seq`` when the status is unchanged
+  (what the old Citadel last published), else it is a transition (+1).
+* Events, records and notifications leave through one ordered `persistence.Outbox` drained
+  by one task, so the actor never waits on the broadcaster or the store: the store actor
+  writes the record before its event, and numbers each notification (host-wide unique ids,
+  kept across restarts) before it is published. The outbox outlives this actor's crashes.
 * The server's stdout and stderr go to a console file per start (tailed by the logs actor), not
   to a pipe: a server writing into a pipe would die of SIGPIPE with the Citadel that read it.
 """
@@ -32,32 +47,26 @@ from __future__ import annotations
 import logging
 import os
 import random as _random
+import secrets
 import shutil
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
-import anyio.abc
 import msgspec
 
-from actors import (
-    Actor,
-    Backoff,
-    ChildSpec,
-    ExitKind,
-    Restart,
-    add_restart,
-    backoff_delay,
-    next_attempt,
-)
+from actors import Actor, ActorError, ChildSpec, ExitKind, Restart
+from citadel.games.dayz import logfiles
 from citadel.games.dayz.beconfig import write_beserver_cfg
+from citadel.games.dayz.rpt import Ready as RptReady
+from citadel.games.dayz.rpt import RptParser
 from citadel.messages import (
     LogLevel,
-    NotificationEvent,
     ServerStatus,
     ServerStatusEvent,
     Severity,
@@ -69,6 +78,7 @@ from citadel.servers.messages import (
     Accepted,
     FatalStartError,
     GetStatus,
+    Notice,
     RconCommand,
     Ready,
     RestartServer,
@@ -76,43 +86,43 @@ from citadel.servers.messages import (
     StopServer,
     SystemLog,
 )
+from citadel.servers.persistence import Outbox, Persist, RunStore
+from citadel.servers.policy import (
+    adoption_plan,
+    decide_restart,
+    hang_verdict,
+    restart_backoff,
+)
 from citadel.servers.process_control import ExitStatus, ManagedProcess, StopOutcome
-from citadel.servers.runtime import LOGS, PROCESS, RCON, RunInfo, ServerRuntime
+from citadel.servers.runtime import (
+    LOGS,
+    PROCESS,
+    RCON,
+    LifecycleRecord,
+    RunInfo,
+    ServerRuntime,
+    ServerSnapshot,
+)
 
 log = logging.getLogger("citadel.process")
 
-RESTART_WINDOW: Final = 3600.0  # "at most N automatic restarts per hour"
-RESTART_JITTER: Final = 0.2
+# --- defaults --------------------------------------------------------------------------------
 HANG_CHECK_FRACTION: Final = 0.25  # check for a hang every quarter of hang_timeout
 SHUTDOWN_COMMAND_TIMEOUT: Final = 5.0
 CONSOLE_DIR: Final = "citadel"
-OUTBOX_SIZE: Final = 10_000
 #: Extra time the supervisor gives this actor to stop beyond the server's own stop ladder.
 STOP_MARGIN: Final = 15.0
-
-
-class RunStore(Protocol):
-    """Where the identity of a running server is kept across Citadel restarts."""
-
-    async def save(self, server_id: str, run: RunInfo | None) -> None: ...
-
-    async def load(self, server_id: str) -> RunInfo | None: ...
-
-
-class MemoryRunStore:
-    """A `RunStore` in memory (tests; a Citadel without persistence)."""
-
-    def __init__(self) -> None:
-        self.runs: dict[str, RunInfo] = {}
-
-    async def save(self, server_id: str, run: RunInfo | None) -> None:
-        if run is None:
-            self.runs.pop(server_id, None)
-        else:
-            self.runs[server_id] = run
-
-    async def load(self, server_id: str) -> RunInfo | None:
-        return self.runs.get(server_id)
+#: How often the RPT of a run adopted while ``starting`` is read for ``Player connect enabled``
+#: (the logs actor follows an adopted run from the end of its files, so it may have missed it).
+ADOPTED_READY_POLL: Final = 2.0
+#: An adopted run's RPT is named at most this long before the run's recorded start.
+ADOPT_RPT_SLACK: Final = timedelta(seconds=2)
+#: How much of an RPT is read for the ready line (it comes early; the file may be huge).
+READY_SCAN_BYTES: Final = 16 * 1024 * 1024
+NOTIFICATION_TYPE: Final = "server.lifecycle"
+#: Random bytes of a run's marker (``CITADEL_RUN_ID``, see `process_control.spawn`).
+MARKER_BYTES: Final = 16
+# -----------------------------------------------------------------------------------------------
 
 
 # -- control messages from this actor's own background tasks ---------------------------------
@@ -156,11 +166,14 @@ class ProcessMemory:
     restart_token: int = 0
     restart_at: float | None = None  # anyio time of a pending automatic restart
     restart_count: int = 0
-    ready_at: float | None = None  # anyio time the current run became ready
-    notification_ids: int = 0
+    spawned_at: float = 0.0  # anyio time the current run was spawned or adopted
+    ready_at: float | None = None  # anyio time the current run became ready (or was adopted)
+    start_deadline: float = 0.0  # anyio time the current run's start timeout expires
+    hang_warned: int = 0  # incarnation already warned that no hang evidence exists
+    graceful_skipped: str | None = None  # why the running stop ladder has no #shutdown step
     fatal_message: str | None = None
-    outbox: tuple[Any, Any] | None = None  # (send, receive) of the ordered event queue
-    extra: dict[str, Any] = field(default_factory=dict)
+    outbox: Outbox | None = None  # the ordered queue of records, events and notices
+    last_event: ServerStatusEvent | None = None
 
 
 async def release_memory(memory: ProcessMemory) -> None:
@@ -174,9 +187,7 @@ async def release_memory(memory: ProcessMemory) -> None:
         with anyio.CancelScope(shield=True):
             await process.aclose()  # kills the group first if it still runs
     if memory.outbox is not None:
-        send, receive = memory.outbox
-        send.close()
-        receive.close()
+        memory.outbox.close()
         memory.outbox = None
 
 
@@ -203,6 +214,33 @@ def resolve_argv(runtime: ServerRuntime) -> list[str]:
     return [str(candidate), *runtime.config.args]
 
 
+def rpt_shows_ready(run: RunInfo) -> bool:
+    """Whether the RPT of ``run`` already says ``Player connect enabled`` (blocking I/O).
+
+    For a run adopted while it was ``starting``: it may have become ready while Citadel was
+    down, and the logs actor follows an adopted run from the end of its files. The RPT is the
+    newest named at or after the run's start (less `ADOPT_RPT_SLACK`); only its first
+    `READY_SCAN_BYTES` are read.
+    """
+    try:
+        start = datetime.fromtimestamp(run.started_at)
+    except (OverflowError, OSError, ValueError):
+        return False
+    found = logfiles.find_current_logs(run.profile_dir, start, slack=ADOPT_RPT_SLACK)
+    if found.rpt is None:
+        return False
+    try:
+        with open(Path(run.profile_dir) / found.rpt, "rb") as rpt:
+            data = rpt.read(READY_SCAN_BYTES)
+    except OSError:
+        return False
+    parser = RptParser()
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if any(isinstance(entry.event, RptReady) for entry in parser.feed(line)):
+            return True
+    return any(isinstance(entry.event, RptReady) for entry in parser.flush())
+
+
 class ProcessActor(Actor[Any]):
     """Supervises one game-server process (see the module docstring)."""
 
@@ -220,11 +258,8 @@ class ProcessActor(Actor[Any]):
         self._random = random
         self._wall = wall_clock
         cfg = runtime.config
-        self.backoff = Backoff(
-            base=cfg.restart_backoff_base,
-            cap=cfg.restart_backoff_cap,
-            jitter=RESTART_JITTER,
-            reset_after=cfg.restart_reset_after,
+        self.backoff = restart_backoff(
+            cfg.restart_backoff_base, cfg.restart_backoff_cap, cfg.restart_reset_after
         )
 
     # -- lifecycle of the actor itself --------------------------------------------------------
@@ -234,9 +269,9 @@ class ProcessActor(Actor[Any]):
         if memory.outbox is None:
             # The outbox outlives this actor's crashes: events queued by a crashed incarnation
             # are still sent, in order, by the next one (a dashboard sees no seq gap).
-            memory.outbox = anyio.create_memory_object_stream[Any](OUTBOX_SIZE)
-        self._outbox = memory.outbox[0]
-        self.start_soon(self._drain_outbox, memory.outbox[1])
+            memory.outbox = Outbox(self.runtime.id)
+        self._outbox = memory.outbox
+        self.start_soon(memory.outbox.drain, self.runs, self.runtime.publish)
         self.start_soon(self._hang_watch)
         process = memory.process
         if process is not None and not process.exited:
@@ -262,26 +297,57 @@ class ProcessActor(Actor[Any]):
             await self._first_start()
 
     async def _first_start(self) -> None:
-        """Citadel just started: adopt a server still running from before, or auto-start."""
-        previous = await self.runs.load(self.runtime.id)
-        if previous is not None:
-            adopted = process_control.adopt(previous.identity)
-            if adopted is not None:
-                await self._adopt(adopted, previous)
+        """Citadel just started: continue from the persisted record, or start fresh."""
+        runtime, cfg = self.runtime, self.runtime.config
+        record = await self.runs.load(runtime.id)
+        if record is None:
+            if cfg.auto_start:
+                await self._spawn(reason="auto start", automatic=True)
+            else:
+                self._transition("stopped", reason="not started", bump=False)
+            return
+        run = record.run
+        adopted = None if run is None else process_control.adopt(run.identity, run.marker)
+        ready = record.ready
+        if run is not None and adopted is not None and not ready and record.status != "stopping":
+            # Citadel may have died between the game's "Player connect enabled" and the
+            # record that says so; the RPT tells. (Before any state change: should this actor
+            # crash meanwhile, its next incarnation starts over from the record.)
+            try:
+                ready = await anyio.to_thread.run_sync(rpt_shows_ready, run)
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await adopted.aclose()  # only the pidfd: an adopted server is not killed
+                raise
+        # Continue the seq (and status) the previous Citadel published last.
+        runtime.state.update(seq=record.seq, status=record.status, ready=record.ready)
+        if run is not None and adopted is not None:
+            self._adopt(adopted, record, run, ready=ready)
+            return
+        if run is not None or record.status in ("starting", "running", "stopping"):
+            if record.status == "stopping":
+                self._transition(
+                    "stopped",
+                    reason="the server exited while Citadel was not running (it was stopping)",
+                    ready=False,
+                    notify=("info", "Server stopped"),
+                )
                 return
-            await self.runs.save(self.runtime.id, None)
             self._transition(
                 "crashed",
                 reason="the server exited while Citadel was not running",
+                ready=False,
                 notify=("error", "Server exited while Citadel was down"),
+                plan_restart=cfg.auto_restart,
             )
-            if self.runtime.config.auto_restart:
-                self._plan_restart("it was found dead at Citadel start")
             return
-        if self.runtime.config.auto_start:
-            await self._spawn(reason="auto start")
-        else:
-            self._transition("stopped", reason="not started", publish_only=True)
+        if cfg.auto_start or (record.restart_pending and cfg.auto_restart):
+            why = "auto start" if cfg.auto_start else "the restart pending when Citadel stopped"
+            await self._spawn(reason=why, automatic=True)
+            return
+        self._transition(
+            record.status, reason=f"{record.status} before Citadel restarted", bump=False
+        )
 
     async def on_stop(self, kind: ExitKind) -> None:
         # Stopping this actor never stops the game: the actor may be stopped because its
@@ -313,7 +379,7 @@ class ProcessActor(Actor[Any]):
             case _RestartDue(token=token):
                 await self._on_restart_due(token)
             case _StartTimedOut(incarnation=incarnation):
-                self._on_start_timeout(incarnation)
+                await self._on_start_timeout(incarnation)
             case _HangCheck():
                 self._check_hang()
             case _:
@@ -332,7 +398,7 @@ class ProcessActor(Actor[Any]):
         self._cancel_restart()
         memory = self.memory
         memory.auto_restarts, memory.attempt = (), -1
-        await self._spawn(reason=f"started by {by or 'an operator'}")
+        await self._spawn(reason=f"started by {by or 'an operator'}", automatic=False)
         return Accepted(True)
 
     def _operator_stop(self, by: str | None) -> Accepted:
@@ -378,16 +444,18 @@ class ProcessActor(Actor[Any]):
 
     # -- starting -------------------------------------------------------------------------
 
-    async def _spawn(self, *, reason: str) -> None:
+    async def _spawn(self, *, reason: str, automatic: bool) -> None:
+        """Start a new run; ``automatic`` when no operator asked (auto start, restarts)."""
         runtime, memory = self.runtime, self.memory
         cfg = runtime.config
         memory.intent, memory.intent_detail, memory.fatal_message = None, "", None
         memory.ready_at = None
         started_wall = self._wall()
+        marker = secrets.token_hex(MARKER_BYTES)
         try:
             argv = resolve_argv(runtime)
             profile = runtime.profile_dir
-            console = await _prepare_dirs(profile, started_wall, memory.incarnation + 1)
+            console = _prepare_dirs(profile, started_wall, memory.incarnation + 1)
             rcon = cfg.rcon
             if rcon is not None:
                 # Also deletes a stale beserver_x64_active_*.cfg, which would win otherwise.
@@ -401,24 +469,34 @@ class ProcessActor(Actor[Any]):
                 env=env,
                 output=console,
                 kill_timeout=cfg.kill_timeout,
+                marker=marker,
             )
         except (OSError, ValueError) as error:
+            memory.restart_at = None
+            # An automatic start that cannot even spawn (a mount not up yet, EAGAIN, ENOMEM, a
+            # binary being replaced) is a failed attempt: counted, backed off, retried until
+            # the budget is spent. An operator's start is reported and left to the operator.
+            retry = automatic and cfg.auto_restart
             self._system("error", f"could not start: {error}")
             self._transition(
                 "crashed",
                 reason=f"could not start: {error}",
                 notify=("error", "Server failed to start"),
+                plan_restart=retry,
             )
             return
+        memory.restart_at = None
         memory.incarnation += 1
         memory.process = process
-        memory.restart_count += 1 if reason.startswith("automatic") else 0
+        memory.spawned_at = anyio.current_time()
+        memory.start_deadline = memory.spawned_at + cfg.start_timeout
         run = RunInfo(
             incarnation=memory.incarnation,
             identity=process.identity,
             started_at=process.identity.create_time,
             profile_dir=str(runtime.profile_dir),
             console_log=str(console),
+            marker=marker,
         )
         self._transition(
             "starting",
@@ -429,26 +507,60 @@ class ProcessActor(Actor[Any]):
             notify=("info", "Server starting"),
         )
         self._system("info", f"{reason}: pid {process.pid}: {' '.join(argv)}")
-        await self.runs.save(runtime.id, run)
         self._watch(process, memory.incarnation)
         self._arm_start_timeout(memory.incarnation)
 
-    async def _adopt(self, process: ManagedProcess, previous: RunInfo) -> None:
-        memory = self.memory
+    def _adopt(
+        self, process: ManagedProcess, record: LifecycleRecord, previous: RunInfo, *, ready: bool
+    ) -> None:
+        """Resume a run found alive after a Citadel restart (`policy.adoption_plan`)."""
+        memory, cfg = self.memory, self.runtime.config
+        plan = adoption_plan(
+            record.status,
+            ready=ready,
+            started_at=previous.started_at,
+            now=self._wall(),
+            start_timeout=cfg.start_timeout,
+        )
         memory.incarnation += 1
         memory.process = process
-        memory.ready_at = anyio.current_time()
+        now = memory.spawned_at = anyio.current_time()
         run = msgspec.structs.replace(previous, incarnation=memory.incarnation, adopted=True)
-        await self.runs.save(self.runtime.id, run)
-        self._transition(
-            "running",
-            reason=f"adopted the running server (pid {process.pid}) after a Citadel restart",
-            run=run,
-            ready=True,
-            exited=False,
-            notify=("info", "Server adopted"),
-        )
+        adopted = f"adopted the server (pid {process.pid}) after a Citadel restart"
+        # The same status as recorded is no transition: the seq is repeated, not bumped.
+        bump = plan.status != record.status
         self._watch(process, memory.incarnation)
+        if plan.status == "stopping":
+            memory.intent = "stop"
+            memory.stop_requested_by = "an operator (before Citadel restarted)"
+            self._transition(
+                "stopping", reason=f"{adopted}; it was stopping", run=run, exited=False, bump=bump
+            )
+            self.start_soon(self._stop_ladder, memory.incarnation)
+        elif plan.status == "running":
+            memory.ready_at = now
+            self._transition(
+                "running",
+                reason=f"{adopted}; running",
+                run=run,
+                ready=True,
+                exited=False,
+                notify=("info", "Server adopted"),
+                bump=bump,
+            )
+        else:
+            memory.start_deadline = now + plan.start_timeout_left
+            left = memory.start_deadline - now  # what the armed timer will wait
+            self._transition(
+                "starting",
+                reason=f"{adopted}; still starting ({left:.0f} s left of its start timeout)",
+                run=run,
+                ready=False,
+                exited=False,
+                notify=("info", "Server adopted"),
+                bump=bump,
+            )
+            self._arm_start_timeout(memory.incarnation)
 
     def _watch(self, process: ManagedProcess, incarnation: int) -> None:
         async def watch() -> None:
@@ -458,11 +570,28 @@ class ProcessActor(Actor[Any]):
         self.start_soon(watch)
 
     def _arm_start_timeout(self, incarnation: int) -> None:
+        """Expire the start at ``memory.start_deadline`` (kept across this actor's restarts)."""
+        deadline = self.memory.start_deadline
+
         async def expire() -> None:
-            await anyio.sleep(self.runtime.config.start_timeout)
+            await anyio.sleep_until(deadline)
             self.post_control(_StartTimedOut(incarnation))
 
         self.start_soon(expire)
+        run = self.runtime.state.current.run
+        if run is not None and run.adopted:
+            self.start_soon(self._poll_adopted_readiness, incarnation, run)
+
+    async def _poll_adopted_readiness(self, incarnation: int, run: RunInfo) -> None:
+        """Read an adopted starting run's RPT until it says ready (the logs actor may not)."""
+        while True:
+            state = self.runtime.state.current
+            if incarnation != self.memory.incarnation or state.status != "starting":
+                return
+            if await anyio.to_thread.run_sync(rpt_shows_ready, run):
+                self.post_control(Ready(incarnation))
+                return
+            await anyio.sleep(ADOPTED_READY_POLL)
 
     def _on_ready(self, incarnation: int) -> None:
         state = self.runtime.state.current
@@ -478,9 +607,13 @@ class ProcessActor(Actor[Any]):
             self.memory.fatal_message = text
             self._system("error", f"fatal start error: {text}")
 
-    def _on_start_timeout(self, incarnation: int) -> None:
+    async def _on_start_timeout(self, incarnation: int) -> None:
         state = self.runtime.state.current
         if incarnation != self.memory.incarnation or state.status != "starting":
+            return
+        run = state.run
+        if run is not None and run.adopted and await anyio.to_thread.run_sync(rpt_shows_ready, run):
+            self._on_ready(incarnation)  # became ready just before the deadline
             return
         timeout = self.runtime.config.start_timeout
         self._kill("start-timeout", f"not ready within the start timeout ({timeout:g} s)")
@@ -497,15 +630,34 @@ class ProcessActor(Actor[Any]):
         runtime, memory = self.runtime, self.memory
         if runtime.state.current.status != "running" or memory.ready_at is None:
             return
-        last_sign = max(memory.ready_at, runtime.logs.last_activity, runtime.rcon.last_answer)
-        silent = anyio.current_time() - last_sign
-        if silent > runtime.config.hang_timeout:
-            self._kill("hang", f"hung: no log output or RCON answer for {silent:.0f} s")
+        cfg, now = runtime.config, anyio.current_time()
+        verdict = hang_verdict(
+            now=now,
+            timeout=cfg.hang_timeout,
+            since=memory.ready_at,
+            last_log=runtime.logs.last_activity,
+            logs_periodic=runtime.logs.fps is not None,
+            rcon_heard=cfg.rcon is not None and runtime.rcon.last_answer > memory.spawned_at,
+            last_rcon=runtime.rcon.last_answer,
+        )
+        if verdict.hung:
+            self._kill("hang", verdict.reason)
+        elif (
+            verdict.evidence == "none"
+            and memory.hang_warned != memory.incarnation
+            and now - memory.ready_at > cfg.hang_timeout
+        ):
+            memory.hang_warned = memory.incarnation
+            self._system(
+                "warn",
+                "hang detection cannot watch this server: it writes no periodic log lines "
+                "(Average server FPS: set logAverageFps and -dologs) and RCON has not answered",
+            )
 
     def _kill(self, intent: str, detail: str) -> None:
         memory = self.memory
-        if memory.process is None or memory.process.exited:
-            return
+        if memory.process is None or memory.process.exited or memory.intent is not None:
+            return  # gone, or already being killed or stopped (keep the first reason)
         memory.intent, memory.intent_detail = intent, detail
         self._system("error", f"{detail}; killing the process group")
         memory.process.send_signal(signal.SIGKILL)
@@ -524,6 +676,10 @@ class ProcessActor(Actor[Any]):
     async def _run_ladder(self, process: ManagedProcess) -> StopOutcome:
         cfg = self.runtime.config
         graceful = self._rcon_shutdown if self.runtime.rcon.connected else None
+        if graceful is None:
+            self.memory.graceful_skipped = (
+                "RCON is not configured" if cfg.rcon is None else "RCON is not connected"
+            )
         return await process_control.stop_ladder(
             process,
             graceful=graceful,
@@ -563,6 +719,9 @@ class ProcessActor(Actor[Any]):
             reason += f"; {len(outcome.survivors)} process(es) would not die"
         if outcome.graceful_error:
             self._system("warn", f"graceful stop skipped: {outcome.graceful_error}")
+        skipped, memory.graceful_skipped = memory.graceful_skipped, None
+        if skipped is not None and outcome.step != "exited":
+            reason += f"; RCON #shutdown skipped ({skipped})"
         status = outcome.status or ExitStatus(None, None)
         await self._process_gone()
         self._transition(
@@ -575,7 +734,7 @@ class ProcessActor(Actor[Any]):
             notify=("info", "Server stopped"),
         )
         if restart:
-            await self._spawn(reason=f"restarted by {by}")
+            await self._spawn(reason=f"restarted by {by}", automatic=False)
 
     # -- exits ----------------------------------------------------------------------------
 
@@ -612,17 +771,19 @@ class ProcessActor(Actor[Any]):
         process = self.memory.process
         if process is not None and process.pgid is not None:
             # A crashed server may leave children behind (still in its process group, or
-            # descendants of members): none may survive it.
+            # descendants of members, or marked escapees): none may survive it.
             try:
                 killed = await process_control.ensure_no_descendants(
-                    process.identity, process.pgid, process_control.CLEANUP_TIMEOUT
+                    process.identity,
+                    process.pgid,
+                    process_control.CLEANUP_TIMEOUT,
+                    marker=process.marker,
                 )
             except process_control.ProcessesSurvived as error:
                 self._system("error", f"processes survived SIGKILL: {error.survivors}")
             else:
                 if killed:
                     self._system("warn", f"killed {len(killed)} leftover process(es)")
-        await self.runs.save(self.runtime.id, None)
         await self._close_process()
 
     async def _close_process(self) -> None:
@@ -633,27 +794,24 @@ class ProcessActor(Actor[Any]):
 
     # -- automatic restarts ---------------------------------------------------------------
 
-    def _plan_restart(self, why: str, uptime: float = 0.0) -> float | None:
-        """Decide the delay before an automatic restart; None when the budget is spent."""
+    def _plan_restart(self, uptime: float) -> float | None:
+        """Schedule the next automatic restart; its delay, or None when the budget is spent."""
         memory, cfg = self.memory, self.runtime.config
         now = anyio.current_time()
-        window, allowed = add_restart(
-            memory.auto_restarts, now, cfg.max_restarts_per_hour, RESTART_WINDOW
+        decision = decide_restart(
+            memory.auto_restarts,
+            memory.attempt,
+            now=now,
+            uptime=uptime,
+            backoff=self.backoff,
+            max_per_hour=cfg.max_restarts_per_hour,
+            random=self._random,
         )
-        if not allowed:
-            memory.auto_restarts = window[:-1]  # the refused restart does not count
-            self._notify(
-                "error",
-                "Server given up",
-                f"{cfg.max_restarts_per_hour} automatic restarts within an hour; "
-                f"not restarting again until an operator starts it ({why})",
-            )
+        memory.auto_restarts, memory.attempt = decision.window, decision.attempt
+        if decision.delay is None:
             return None
-        memory.auto_restarts = window
-        memory.attempt = next_attempt(self.backoff, memory.attempt, uptime)
-        delay = backoff_delay(self.backoff, memory.attempt, self._random)
-        self._schedule_restart_at(now + delay)
-        return delay
+        self._schedule_restart_at(now + decision.delay)
+        return decision.delay
 
     def _schedule_restart_at(self, at: float) -> None:
         memory = self.memory
@@ -662,7 +820,7 @@ class ProcessActor(Actor[Any]):
         token = memory.restart_token
 
         async def timer() -> None:
-            await anyio.sleep(max(0.0, at - anyio.current_time()))
+            await anyio.sleep_until(at)
             self.post_control(_RestartDue(token))
 
         self.start_soon(timer)
@@ -675,10 +833,15 @@ class ProcessActor(Actor[Any]):
         memory = self.memory
         if token != memory.restart_token or memory.restart_at is None:
             return
-        memory.restart_at = None
         if self.runtime.state.current.status != "crashed":
+            memory.restart_at = None
             return
-        await self._spawn(reason=f"automatic restart (attempt {memory.attempt + 1})")
+        # restart_at stays set until the spawn is past its awaits: should this actor crash
+        # before, its next incarnation finds the restart still due and does it.
+        memory.restart_count += 1
+        await self._spawn(
+            reason=f"automatic restart (attempt {memory.attempt + 1})", automatic=True
+        )
 
     # -- status, events, notifications ----------------------------------------------------
 
@@ -692,14 +855,21 @@ class ProcessActor(Actor[Any]):
         notify: tuple[Severity, str] | None = None,
         plan_restart: bool = False,
         uptime: float = 0.0,
-        publish_only: bool = False,
+        bump: bool = True,
         **changes: Any,
     ) -> None:
-        runtime = self.runtime
-        if not publish_only:
-            runtime.state.update(status=status, **changes)
-        restart_in = self._plan_restart(reason, uptime) if plan_restart else None
-        snapshot = runtime.state.current
+        """Change the state, persist the record, publish ``serverStatus`` and a notification.
+
+        The restart is planned first, so the event and the notification carry the real
+        ``restartIn``. ``bump=False`` publishes the current status with the current seq (only
+        for the first event after a Citadel start, which repeats what the last one published).
+        """
+        runtime, memory = self.runtime, self.memory
+        restart_in = self._plan_restart(uptime) if plan_restart else None
+        if bump:
+            changes["status"] = status
+        snapshot = runtime.state.update(**changes)
+        self._outbox.put_nowait(Persist(self._record(snapshot)))
         event = ServerStatusEvent(
             server_id=runtime.id,
             status=snapshot.status,
@@ -710,48 +880,50 @@ class ProcessActor(Actor[Any]):
             signal=signal,
             restart_in=None if restart_in is None else round(restart_in, 3),
         )
-        self.memory.extra["last_event"] = event
-        self._publish(event)
-        if notify is not None:
+        memory.last_event = event
+        self._outbox.put_nowait(event)
+        if plan_restart and restart_in is None:
+            limit = runtime.config.max_restarts_per_hour
+            self._notify(
+                "error",
+                "Server given up",
+                f"{reason}; {limit} automatic restarts within an hour: not restarting again "
+                "until an operator starts it",
+            )
+        elif notify is not None:
             severity, title = notify
             message = (
                 reason if restart_in is None else f"{reason}; restarting in {restart_in:.0f} s"
             )
             self._notify(severity, title, message)
 
+    def _record(self, snapshot: ServerSnapshot) -> LifecycleRecord:
+        return LifecycleRecord(
+            seq=snapshot.seq,
+            status=snapshot.status,
+            ready=snapshot.ready,
+            run=None if snapshot.exited else snapshot.run,
+            restart_pending=self.memory.restart_at is not None,
+        )
+
     def _notify(self, severity: Severity, title: str, message: str) -> None:
-        memory = self.memory
-        memory.notification_ids += 1
-        self._publish(
-            NotificationEvent(
-                id=memory.notification_ids,
+        self._outbox.put_nowait(
+            Notice(
                 server_id=self.runtime.id,
-                type="server.lifecycle",
+                type=NOTIFICATION_TYPE,
                 title=f"{self.runtime.config.name}: {title}",
                 message=message,
                 severity=severity,
-                timestamp=utc_timestamp(self._wall()),
+                at=self._wall(),
             )
         )
-
-    def _publish(self, event: Any) -> None:
-        # Events leave through one queue drained by one task: in order, and without making
-        # this actor wait when the broadcaster is busy.
-        try:
-            self._outbox.send_nowait(event)
-        except anyio.WouldBlock:
-            log.error("%s: outbox full; dropped %s", self.runtime.id, type(event).__name__)
-
-    async def _drain_outbox(self, receive: anyio.abc.ObjectReceiveStream[Any]) -> None:
-        async for event in receive:
-            await self.runtime.publish(event)
 
     def _system(self, level: LogLevel, message: str) -> None:
         logs = self.runtime.sibling(LOGS)
         if logs is not None:
             try:
                 logs.cast_nowait(SystemLog(level, message))
-            except Exception:  # the logs actor is down or full: the line is not essential
+            except ActorError:  # the logs actor is down or full: the line is not essential
                 log.info("%s: %s", self.runtime.id, message)
 
     def status_view(self) -> ServerStatusView:
@@ -764,7 +936,7 @@ class ProcessActor(Actor[Any]):
         restart_in = None
         if memory.restart_at is not None:
             restart_in = max(0.0, memory.restart_at - anyio.current_time())
-        last = memory.extra.get("last_event")
+        last = memory.last_event
         return ServerStatusView(
             server_id=self.runtime.id,
             status=snapshot.status,
@@ -781,9 +953,11 @@ def _unknown() -> ExitStatus:
     return ExitStatus(None, None, "exit observed while the process actor was down")
 
 
-async def _prepare_dirs(profile: Path, started_wall: float, incarnation: int) -> Path:
+def _prepare_dirs(profile: Path, started_wall: float, incarnation: int) -> Path:
+    # Synchronous like the fork+exec that follows (microseconds; a worker thread would only
+    # add a hop, and a window in which the actor's state is between two runs).
     console_dir = profile / CONSOLE_DIR
-    await anyio.Path(console_dir).mkdir(parents=True, exist_ok=True)
+    console_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(started_wall))
     return console_dir / f"console_{stamp}_{incarnation}.log"
 

@@ -23,9 +23,13 @@ Caveats the caller must know:
 * A server started with pipes dies of SIGPIPE at its next console write once the Citadel that
   read the pipes is gone; adoption after a restart therefore only keeps servers whose console
   output is quiet or redirected.
-* Descendants are found through parent links, snapshotted before every signal; a descendant
-  that both leaves the session (``setsid``) and loses its parent before any snapshot is not
-  found (a cgroup per server would close that gap).
+* Descendants are found three ways: through parent links (snapshotted before every signal), as
+  members of the server's process group, and - for a process spawned with a ``marker`` - by the
+  ``CITADEL_RUN_ID=<marker>`` entry every descendant inherits in its environment. The marker
+  finds a descendant that left the session (``setsid``) *and* lost its parent (a double-forked
+  daemon, re-parented to init), also after a Citadel restart. Only a descendant that both
+  escapes that way and replaces its environment (``execve`` with a clean one) is not found; a
+  cgroup per server would close that last gap.
 
 Errors::
 
@@ -78,6 +82,10 @@ KILL_TIMEOUT: Final = 10.0  # SIGTERM -> exit, and SIGKILL -> exit
 CLEANUP_TIMEOUT: Final = 5.0  # SIGKILL of leftovers -> gone
 PROCESS_TABLE_MAX_AGE: Final = 1.0  # seconds a shared /proc scan is reused by samplers
 ADOPTED_EXIT_NOTE: Final = "not a child of this Citadel: exit code and signal are unknowable"
+CMDLINE_ATTEMPTS: Final = 200  # reads of a new child's command line while exec finishes ...
+CMDLINE_PAUSE: Final = 0.0005  # ... this far apart (at most 0.1 s; normally one read)
+#: The environment variable that marks every process of one server run (see ``spawn``).
+MARKER_ENV: Final = "CITADEL_RUN_ID"
 # ------------------------------------------------------------------------------------------------
 
 Stream = Literal["stdout", "stderr"]
@@ -263,6 +271,8 @@ class ManagedProcess(anyio.abc.AsyncResource):
     ) -> None:
         self.identity: ProcessIdentity = identity
         self.pgid: int | None = pgid
+        #: The run's ``CITADEL_RUN_ID`` (see ``spawn``), when it has one.
+        self.marker: str | None = None
         self._pidfd = pidfd
         self._pumps = tuple(pumps)
         self._drain_timeout = drain_timeout
@@ -498,14 +508,23 @@ class AdoptedProcess(ManagedProcess):
 
 
 def _child_identity(pid: int, argv: Sequence[str]) -> ProcessIdentity:
-    # Popen returns after exec succeeded, so /proc shows argv; a child that already exited is a
-    # zombie whose cmdline is empty, and then argv is the truth.
+    # Popen returns once exec has closed its error pipe, which the kernel does *before* it maps
+    # the new program's arguments: for a moment /proc/<pid>/cmdline reads empty. The identity
+    # must hold the command line the process will show for the rest of its life (for a script,
+    # its interpreter comes first), or adoption after a Citadel restart would not recognise it
+    # and start a duplicate. So wait (briefly, bounded) for it to appear. A child that already
+    # exited is a zombie whose command line stays empty: then argv is the truth.
     process = psutil.Process(pid)
     create_time = process.create_time()
-    try:
-        cmdline = tuple(process.cmdline())
-    except psutil.Error:
-        cmdline = ()
+    cmdline: tuple[str, ...] = ()
+    for _ in range(CMDLINE_ATTEMPTS):
+        try:
+            cmdline = tuple(process.cmdline())
+        except psutil.Error:
+            break
+        if cmdline:
+            break
+        time.sleep(CMDLINE_PAUSE)  # blocking, but the window is microseconds
     return ProcessIdentity(pid, create_time, cmdline or tuple(argv))
 
 
@@ -520,6 +539,7 @@ async def spawn(
     tail_lines: int = TAIL_LINES,
     drain_timeout: float = DRAIN_TIMEOUT,
     kill_timeout: float = KILL_TIMEOUT,
+    marker: str | None = None,
 ) -> GameProcess:
     """Start ``argv`` (never through a shell) in a new session, output captured line by line.
 
@@ -536,15 +556,22 @@ async def spawn(
         tail_lines: How many last lines ``GameProcess.tail()`` keeps.
         drain_timeout: After the exit, how long to wait for pipe EOF.
         kill_timeout: Bound for the kill in ``aclose()`` of a still-running process.
+        marker: A value unique to this run, put in the environment as ``CITADEL_RUN_ID``:
+            every descendant inherits it, so cleanup finds even those that left the process
+            group and lost their parent (``ensure_no_descendants``).
 
     Raises:
         OSError: The program could not be started (not found, not executable, bad cwd).
     """
     if not argv:
         raise ValueError("argv must name a program")
+    if marker is not None:
+        env = {**(os.environ if env is None else env), MARKER_ENV: marker}
     await anyio.lowlevel.checkpoint()  # before the fork: cancellation after it would orphan
     if output is not None:
-        return _spawn_to_file(argv, cwd, env, Path(output), drain_timeout, kill_timeout)
+        process = _spawn_to_file(argv, cwd, env, Path(output), drain_timeout, kill_timeout)
+        process.marker = marker
+        return process
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
@@ -582,7 +609,7 @@ async def spawn(
         _Pump(out_read, LineSplitter("stdout", max_line_bytes)),
         _Pump(err_read, LineSplitter("stderr", max_line_bytes)),
     )
-    return GameProcess(
+    process = GameProcess(
         popen,
         _child_identity(popen.pid, argv),
         pidfd,
@@ -592,6 +619,8 @@ async def spawn(
         drain_timeout=drain_timeout,
         kill_timeout=kill_timeout,
     )
+    process.marker = marker
+    return process
 
 
 def _spawn_to_file(
@@ -633,12 +662,13 @@ def _spawn_to_file(
     )
 
 
-def adopt(identity: ProcessIdentity) -> AdoptedProcess | None:
+def adopt(identity: ProcessIdentity, marker: str | None = None) -> AdoptedProcess | None:
     """Re-attach to the process ``identity`` names; ``None`` if it is gone or a different one.
 
     The pidfd is opened *before* the identity check, so the handle cannot end up on a process
     that recycled the pid in between. The process group is used for signals only when the
-    process leads it (as every server Citadel spawns does).
+    process leads it (as every server Citadel spawns does). ``marker`` is the run's
+    ``CITADEL_RUN_ID`` (recorded at spawn), so its descendants can be found at cleanup.
     """
     pidfd = _posix.open_pidfd(identity.pid)
     if pidfd is None:
@@ -651,7 +681,9 @@ def adopt(identity: ProcessIdentity) -> AdoptedProcess | None:
     except ProcessLookupError:
         os.close(pidfd)
         return None
-    return AdoptedProcess(identity, pgid if pgid == identity.pid else None, pidfd)
+    adopted = AdoptedProcess(identity, pgid if pgid == identity.pid else None, pidfd)
+    adopted.marker = marker
+    return adopted
 
 
 @asynccontextmanager
@@ -664,6 +696,7 @@ async def open_game_process(
     max_line_bytes: int = MAX_LINE_BYTES,
     drain_timeout: float = DRAIN_TIMEOUT,
     kill_timeout: float = KILL_TIMEOUT,
+    marker: str | None = None,
 ) -> AsyncIterator[GameProcess]:
     """Spawn a server for the duration of a block; leaving the block leaves no process behind.
 
@@ -681,6 +714,7 @@ async def open_game_process(
         max_line_bytes=max_line_bytes,
         drain_timeout=drain_timeout,
         kill_timeout=kill_timeout,
+        marker=marker,
     )
     try:
         async with anyio.create_task_group() as tg:
@@ -740,14 +774,17 @@ async def ensure_no_descendants(
     timeout: float,  # noqa: ASYNC109 (each ladder step carries its own bound)
     *,
     known: Iterable[ProcessIdentity] = (),
+    marker: str | None = None,
 ) -> list[int]:
     """SIGKILL everything left of a server, wait until it is gone, return the pids it killed.
 
     Candidates: ``known`` identities (snapshots taken before earlier signals), the root's
-    current tree, every member of group ``pgid``, and the current descendants of all of these,
-    excluding anything created before the root. Each is
+    current tree, every member of group ``pgid``, every process whose environment carries
+    ``CITADEL_RUN_ID=<marker>`` (found by a ``/proc`` scan in a worker thread), and the current
+    descendants of all of these, excluding anything created before the root. Each is
     killed through a pidfd opened before its create time is re-checked, so a recycled pid is
-    never hit. Zombies count as gone. Waiting is event-driven (pidfd readability).
+    never hit (a process found by its marker only must still carry it then). Zombies count as
+    gone. Waiting is event-driven (pidfd readability).
 
     Raises:
         ProcessesSurvived: Some process was still running after ``timeout`` seconds.
@@ -755,22 +792,29 @@ async def ensure_no_descendants(
     candidates: dict[int, ProcessIdentity] = {}
     for identity in (*known, *snapshot_tree(root_identity)):
         candidates[identity.pid] = identity
+    marker_entry = None if marker is None else f"{MARKER_ENV}={marker}".encode()
+    marked: set[int] = set()
+    if marker_entry is not None:
+        # A read of every /proc/<pid>/environ: milliseconds on a busy host, so off the loop.
+        marked = set(await anyio.to_thread.run_sync(_posix.find_by_environ, marker_entry))
     table = _posix.read_stat_table()
     found: list[int] = []
     if pgid is not None:
         _posix.check_signallable_group(pgid)
-        found = [pid for pid, entry in table.items() if entry.pgrp == pgid]
+        found = [pid for pid, stat in table.items() if stat.pgrp == pgid]
     # Descendants of every candidate too: a grandchild that left the group with setsid is still
     # found while its parent (a group member or a known process) lives.
     children: dict[int, list[int]] = {}
-    for pid, entry in table.items():
-        children.setdefault(entry.ppid, []).append(pid)
-    frontier = [*candidates, *found]
+    for pid, stat in table.items():
+        children.setdefault(stat.ppid, []).append(pid)
+    frontier = [*candidates, *found, *marked]
     while frontier:
         kids = children.get(frontier.pop(), [])
         found.extend(kids)
         frontier.extend(kids)
-    for pid in found:
+    # Found by the marker alone: re-checked after its pidfd is open (the pid could be new).
+    marked_only = marked - set(found) - set(candidates)
+    for pid in (*found, *marked):
         if pid in candidates:
             continue
         member = read_identity(pid)
@@ -789,6 +833,11 @@ async def ensure_no_descendants(
             if (
                 current is None
                 or not same_start(identity, current)
+                or (
+                    marker_entry is not None
+                    and identity.pid in marked_only
+                    and not _posix.environ_has(identity.pid, marker_entry)
+                )
                 or _posix.pidfd_exited(fd)
                 or not _posix.pidfd_signal(fd, signal.SIGKILL)
             ):
@@ -822,7 +871,11 @@ async def _kill_everything(
     process.send_signal(signal.SIGKILL)
     await process.wait_exit(kill_timeout)
     return await ensure_no_descendants(
-        process.identity, process.pgid, cleanup_timeout, known=known.values()
+        process.identity,
+        process.pgid,
+        cleanup_timeout,
+        known=known.values(),
+        marker=process.marker,
     )
 
 
@@ -879,7 +932,11 @@ async def stop_ladder(
     try:
         killed = tuple(
             await ensure_no_descendants(
-                process.identity, process.pgid, cleanup_timeout, known=known.values()
+                process.identity,
+                process.pgid,
+                cleanup_timeout,
+                known=known.values(),
+                marker=process.marker,
             )
         )
     except ProcessesSurvived as exc:

@@ -5,7 +5,9 @@ that is restarted reads the current value at once instead of waiting for the nex
 
 * `ServerState` - written only by the ``process`` actor: lifecycle status, ``seq``, the
   current run (pid, identity, profile dir), readiness. Siblings *watch* it
-  (`ServerState.wait_changed`) to start or stop tailing, connecting, sampling.
+  (`ServerState.wait_changed`) to start or stop tailing, connecting, sampling. Its lasting
+  part (`LifecycleRecord`: seq, status, readiness, the live run) is persisted by the process
+  actor at every transition, so a restarted Citadel continues the ``seq`` and adopts the run.
 * `LogFacts` - written only by the ``logs`` actor: last activity (for hang detection), fps,
   players from ``PlayerList`` ADM blocks (map fallback).
 * `RconFacts` - written only by the ``rcon`` actor: connection, last answer, player list.
@@ -55,6 +57,8 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
         console_log: The file the process's stdout and stderr go to (tailed by the logs
             actor; a file, not a pipe, so the server survives a Citadel restart).
         adopted: Whether Citadel adopted it after a restart.
+        marker: The run's ``CITADEL_RUN_ID`` (in the environment of every process of the run,
+            so cleanup finds descendants that escaped the process group).
     """
 
     incarnation: int
@@ -63,6 +67,7 @@ class RunInfo(msgspec.Struct, frozen=True, kw_only=True):
     profile_dir: str
     console_log: str | None = None
     adopted: bool = False
+    marker: str | None = None
 
     @property
     def pid(self) -> int:
@@ -85,6 +90,24 @@ class ServerSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     version: int = 0
 
 
+class LifecycleRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What a restarted Citadel needs to know about a server; persisted at every transition.
+
+    Attributes:
+        seq: The ``seq`` of the last published ``serverStatus``.
+        status: The status it published.
+        ready: Whether the run had become ready (``Player connect enabled``).
+        run: The run while its process lives (adopted after a Citadel restart), else None.
+        restart_pending: An automatic restart was scheduled (``crashed`` with ``restartIn``).
+    """
+
+    seq: int
+    status: ServerStatus
+    ready: bool = False
+    run: RunInfo | None = None
+    restart_pending: bool = False
+
+
 class ServerState:
     """The server's lifecycle state: one writer (the process actor), any number of watchers."""
 
@@ -97,9 +120,14 @@ class ServerState:
         return self._current
 
     def update(self, **changes: Any) -> ServerSnapshot:
-        """Apply ``changes`` (process actor only); a new ``status`` also bumps ``seq``."""
+        """Apply ``changes`` (process actor only).
+
+        Every ``status`` given bumps ``seq`` by one, also when it equals the current status
+        (``crashed`` again after a failed restart): each published ``serverStatus`` carries a
+        new ``seq``. An explicit ``seq`` (restoring a persisted record) is taken as it is.
+        """
         current = self._current
-        if "status" in changes and changes["status"] != current.status:
+        if "status" in changes and "seq" not in changes:
             changes["seq"] = current.seq + 1
         self._current = msgspec.structs.replace(current, version=current.version + 1, **changes)
         changed, self._changed = self._changed, anyio.Event()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dayzsim._commands import (
     AddBan,
     BadArguments,
@@ -85,6 +87,30 @@ def test_env_controls() -> None:
     assert env.log_flood == 500
     assert env.players == 40
     assert not env.rcon_refuse
+    assert env.spawn_child is None
+    assert env.hang_mode == "process"
+
+
+@pytest.mark.parametrize(
+    ("value", "mode"),
+    [
+        ("1", "group"),
+        ("yes", "group"),
+        ("group", "group"),
+        ("Stubborn", "stubborn"),
+        ("setsid", "setsid"),
+        (" daemon ", "daemon"),
+        ("0", None),
+        ("fork-bomb", None),
+    ],
+)
+def test_spawn_child_modes(value: str, mode: str | None) -> None:
+    assert parse_env({"DAYZSIM_SPAWN_CHILD": value}).spawn_child == mode
+
+
+def test_hang_modes() -> None:
+    assert parse_env({"DAYZSIM_HANG_MODE": "LOOP"}).hang_mode == "loop"
+    assert parse_env({"DAYZSIM_HANG_MODE": "sometimes"}).hang_mode == "process"
 
 
 def test_be_config() -> None:

@@ -319,6 +319,72 @@ async def test_spawned_child_shares_the_group(tmp_path: Path) -> None:
             await anyio.sleep(0.02)
 
 
+async def test_stubborn_child_stays_in_the_group_and_ignores_sigterm(tmp_path: Path) -> None:
+    async with running(tmp_path, {"DAYZSIM_SPAWN_CHILD": "stubborn"}) as sim:
+        await sim.wait_ready()
+        child = int((sim.profile / "citadel" / "child.pid").read_text())
+        assert os.getpgid(child) == sim.proc.pid
+        os.killpg(sim.proc.pid, signal.SIGTERM)
+        assert await sim.wait_exit() == 0
+        assert alive(child)  # SIGTERM to the whole group did not end it
+    with anyio.fail_after(5):  # the harness's group SIGKILL does
+        while alive(child):
+            await anyio.sleep(0.02)
+
+
+async def test_setsid_child_leaves_the_group_but_keeps_its_parent(tmp_path: Path) -> None:
+    async with running(tmp_path, {"DAYZSIM_SPAWN_CHILD": "setsid"}) as sim:
+        await sim.wait_ready()
+        child = int((sim.profile / "citadel" / "child.pid").read_text())
+        try:
+            assert os.getsid(child) == child != sim.proc.pid
+            assert parent_of(child) == sim.proc.pid
+        finally:
+            os.kill(child, signal.SIGKILL)
+
+
+async def test_daemon_child_has_neither_the_group_nor_the_parent(tmp_path: Path) -> None:
+    async with running(tmp_path, {"DAYZSIM_SPAWN_CHILD": "daemon"}) as sim:
+        await sim.wait_ready()
+        child = int((sim.profile / "citadel" / "child.pid").read_text())
+        try:
+            assert os.getpgid(child) != sim.proc.pid
+            assert os.getsid(child) != sim.proc.pid
+            assert parent_of(child) != sim.proc.pid  # re-parented: the launcher is gone
+            os.kill(child, signal.SIGTERM)
+            await anyio.sleep(0.2)  # asserting an absence: SIGTERM must not end it
+            assert alive(child)
+        finally:
+            os.kill(child, signal.SIGKILL)
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rpartition(")")[2].split()[1])
+
+
+async def test_loop_hang_silences_the_logs_while_rcon_answers(tmp_path: Path) -> None:
+    env = {"DAYZSIM_HANG_AFTER": "0.6", "DAYZSIM_HANG_MODE": "loop", "DAYZSIM_STATS_TICKS": "1"}
+    async with running(tmp_path, env) as sim:
+        client = await logged_in(sim)
+        with anyio.fail_after(5):
+            while "Average server FPS" not in sim.rpt_text():
+                await anyio.sleep(0.05)
+        heartbeat = sim.profile / "citadel" / "heartbeat.json"
+        with anyio.fail_after(5):
+            # Frozen: the heartbeat's tick stops moving (it is rewritten every tick otherwise).
+            while True:
+                before = json.loads(heartbeat.read_text())["tick"]
+                await anyio.sleep(0.3)
+                if json.loads(heartbeat.read_text())["tick"] == before:
+                    break
+        size = len(sim.rpt_text())
+        reply, _ = await client.command("players")
+        assert "players in total" in reply  # RCON still answers
+        await anyio.sleep(0.3)  # asserting an absence: no more log lines while frozen
+        assert len(sim.rpt_text()) == size
+
+
 async def test_compile_error_is_fatal(tmp_path: Path) -> None:
     async with running(tmp_path, {"DAYZSIM_SCRIPT_COMPILE_ERROR": "1"}) as sim:
         assert await sim.wait_exit() == 1

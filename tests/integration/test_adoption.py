@@ -3,14 +3,18 @@
 Citadel runs here as a real ``citadel serve`` process (so it can be SIGKILLed); the game
 servers are real simulator processes in their own sessions, which survive it. Waiting for an
 external process to become ready has no event to wait on, so these tests poll its REST API,
-always under a bound.
+always under a bound. What a dashboard sees across the restart (``seq``, notification ids) is
+observed with real Socket.IO clients, and what was stored in the real SQLite file.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,10 +22,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import psutil
 import pytest
 
+from citadel.config import ServerConfig
+from citadel.store import DB_FILENAME
+from tests.integration._clients import Client
 from tests.integration._sim import alive, kill_leftovers, sim_config
 
 pytestmark = pytest.mark.slow
@@ -36,28 +44,29 @@ def free_tcp_port() -> int:
         return port
 
 
-def write_config(tmp_path: Path) -> Path:
-    server = sim_config(tmp_path, "alpha", auto_start=True, auto_restart=True)
-    rcon = server.rcon
-    assert rcon is not None
-    env = "\n".join(f'{k} = "{v}"' for k, v in server.env.items())
-    args = ", ".join(f'"{a}"' for a in server.args)
-    text = f"""
-[citadel]
-data_dir = "{tmp_path / "data"}"
-
+def write_config(tmp_path: Path, *servers: ServerConfig) -> Path:
+    """A citadel.toml for ``servers`` (default: one quick simulator, "alpha")."""
+    if not servers:
+        servers = (sim_config(tmp_path, "alpha", auto_start=True),)
+    text = f'[citadel]\ndata_dir = "{tmp_path / "data"}"\n'
+    for server in servers:
+        rcon = server.rcon
+        assert rcon is not None
+        env = "\n".join(f'{k} = "{v}"' for k, v in server.env.items())
+        args = ", ".join(f'"{a}"' for a in server.args)
+        text += f"""
 [[servers]]
-id = "alpha"
-name = "Alpha"
+id = "{server.id}"
+name = "{server.name}"
 install_dir = "{server.install_dir}"
 executable = "{server.executable}"
 args = [{args}]
 auto_start = true
-start_timeout = 30
+start_timeout = {server.start_timeout}
 stop_timeout = 3
 kill_timeout = 2
-restart_backoff_base = 0.2
-restart_backoff_cap = 1
+restart_backoff_base = {server.restart_backoff_base}
+restart_backoff_cap = {server.restart_backoff_cap}
 
 [servers.env]
 {env}
@@ -101,6 +110,12 @@ class Citadel:
             f"{self.url}/api/auth/login", json={"username": "admin", "password": PASSWORD}
         )
         self.token = response.json()["token"]
+
+    def post(self, path: str) -> int:
+        response = httpx.post(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=5
+        )
+        return response.status_code
 
     def status(self, server_id: str) -> dict[str, Any]:
         response = httpx.get(
@@ -146,10 +161,21 @@ def citadels(tmp_path: Path) -> Iterator[list[Citadel]]:
     assert kill_leftovers(tmp_path) == [], "simulators were left running"
 
 
+def stored_notifications(tmp_path: Path) -> list[tuple[int, str, str]]:
+    """(id, title, message) of every notification in the data dir's SQLite file."""
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        rows = db.execute("SELECT id, title, message FROM notifications ORDER BY id").fetchall()
+    return [(int(i), str(t), str(m)) for i, t, m in rows]
+
+
 def test_killed_citadel_adopts_running_servers_and_reports_dead_ones(
     tmp_path: Path, citadels: list[Citadel]
 ) -> None:
-    config = write_config(tmp_path)
+    # A backoff long enough to see the crashed state over REST before the restart.
+    server = sim_config(
+        tmp_path, "alpha", auto_start=True, restart_backoff_base=3.0, restart_backoff_cap=3.0
+    )
+    config = write_config(tmp_path, server)
     port = free_tcp_port()
     install = str(tmp_path / "alpha")
 
@@ -169,6 +195,7 @@ def test_killed_citadel_adopts_running_servers_and_reports_dead_ones(
     assert adopted["pid"] == pid
     assert "adopted" in adopted["reason"]
     assert simulators(install) == [pid], "adoption must not start a second server"
+    before = adopted["seq"]
 
     # Now the server dies while Citadel is down: the next Citadel reports and restarts it.
     second.kill()
@@ -177,6 +204,12 @@ def test_killed_citadel_adopts_running_servers_and_reports_dead_ones(
     third = Citadel(config, port)
     citadels.append(third)
     third.wait_ready()
+    found = third.status("alpha")
+    assert found["status"] == "crashed"
+    assert found["reason"] == "the server exited while Citadel was not running"
+    assert found["restartIn"] is not None
+    assert found["restartIn"] > 0
+    assert found["seq"] == before + 1
     poll(
         lambda: (
             third.status("alpha")["status"] == "running" and third.status("alpha")["pid"] != pid
@@ -186,3 +219,156 @@ def test_killed_citadel_adopts_running_servers_and_reports_dead_ones(
     assert len(simulators(install)) == 1
     third.stop()
     assert simulators(install) == [], "a stopped Citadel stops its servers"
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        (record,) = db.execute("SELECT run FROM server_runs WHERE server_id = 'alpha'").fetchone()
+    assert '"status":"stopped"' in record, "the final stop is on disk for the next Citadel"
+    notes = stored_notifications(tmp_path)
+    dead = [m for _, t, m in notes if t == "Alpha: Server exited while Citadel was down"]
+    assert len(dead) == 1
+    assert re.search(r"; restarting in \d+ s$", dead[0]), dead
+    ids = [i for i, _, _ in notes]
+    assert ids == sorted(set(ids)), "notification ids are unique across Citadel restarts"
+
+
+def start_citadel(config: Path, port: int, citadels: list[Citadel]) -> Citadel:
+    citadel = Citadel(config, port)
+    citadels.append(citadel)
+    citadel.wait_ready()
+    return citadel
+
+
+async def listen(citadel: Citadel) -> Client:
+    client = Client()
+    await client.connect(citadel.url, citadel.token)
+    return client
+
+
+def running_after(earlier: dict[str, Any], status: dict[str, Any]) -> bool:
+    return bool(status["status"] == "running" and status["seq"] > earlier["seq"])
+
+
+def seqs(client: Client, server_id: str) -> list[int]:
+    return [d["seq"] for d in client.of("serverStatus", server_id)]
+
+
+@pytest.mark.anyio
+async def test_seq_and_notification_ids_continue_across_a_killed_citadel(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    servers = [sim_config(tmp_path, i, auto_start=True) for i in ("alpha", "bravo", "charlie")]
+    config = write_config(tmp_path, *servers)
+    port = free_tcp_port()
+    first = await anyio.to_thread.run_sync(start_citadel, config, port, citadels)
+    client = await listen(first)
+    try:
+        with anyio.fail_after(BOUND):
+            running = {}
+            for server in servers:
+                running[server.id] = await client.wait_for(
+                    "serverStatus", server.id, lambda d: d["status"] == "running"
+                )
+            # Restarts while the client listens: four notifications per server.
+            for server in servers:
+                path = f"/api/servers/{server.id}/restart"
+                assert await anyio.to_thread.run_sync(first.post, path) == 202
+            for server in servers:
+                await client.wait_for(
+                    "serverStatus", server.id, functools.partial(running_after, running[server.id])
+                )
+            await client.wait_until(
+                lambda events: len([n for n, d in events if n == "notification"]) >= 12
+            )
+    finally:
+        await client.close()
+    last = {server.id: seqs(client, server.id)[-1] for server in servers}
+    first_ids = [n["id"] for n in client.of("notification")]
+    assert len(set(first_ids)) == len(first_ids), "ids repeat across servers"
+    first.kill()
+
+    second = await anyio.to_thread.run_sync(start_citadel, config, port, citadels)
+    client = await listen(second)
+    try:
+        with anyio.fail_after(BOUND):
+            # The snapshot repeats the seq the dead Citadel published last (adopted, running).
+            for server in servers:
+                snapshot = await client.wait_for("serverStatus", server.id, lambda d: True)
+                assert (snapshot["status"], snapshot["seq"]) == ("running", last[server.id])
+            # The next transition is +1.
+            assert await anyio.to_thread.run_sync(second.post, "/api/servers/alpha/stop") == 202
+            await client.wait_for("serverStatus", "alpha", lambda d: d["status"] == "stopped")
+            await client.wait_until(
+                lambda events: any(
+                    n == "notification" and "stopped" in d["title"] for n, d in events
+                )
+            )
+    finally:
+        await client.close()
+    assert seqs(client, "alpha") == [last["alpha"], last["alpha"] + 1, last["alpha"] + 2]
+    second_ids = [n["id"] for n in client.of("notification")]
+    assert second_ids
+    assert min(second_ids) > max(first_ids), "ids continue after a Citadel restart"
+    await anyio.to_thread.run_sync(second.stop)
+    stored = [i for i, _, _ in stored_notifications(tmp_path)]
+    assert set(first_ids + second_ids) <= set(stored)
+
+
+def test_a_server_still_starting_is_adopted_starting_with_its_original_deadline(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    timeout = 8.0
+    server = sim_config(
+        tmp_path,
+        "alpha",
+        env={"DAYZSIM_START_DELAY": "120"},
+        auto_start=True,
+        start_timeout=timeout,
+        restart_backoff_base=60.0,
+        restart_backoff_cap=60.0,
+    )
+    config = write_config(tmp_path, server)
+    port = free_tcp_port()
+    first = start_citadel(config, port, citadels)
+    starting = first.status("alpha")
+    assert starting["status"] == "starting"
+    seen_starting = time.monotonic()  # the run started before this
+    first.kill()
+
+    second = start_citadel(config, port, citadels)
+    adopted = second.status("alpha")
+    elapsed = time.monotonic() - seen_starting
+    assert adopted["status"] == "starting", "readiness is not known: it must not be running"
+    assert adopted["pid"] == starting["pid"]
+    assert adopted["seq"] == starting["seq"]  # the same status: no transition
+    left = re.search(r"still starting \((\d+) s left of its start timeout\)", adopted["reason"])
+    assert left is not None, adopted["reason"]
+    # Counted from the original start, not afresh (":.0f" rounds by up to half a second).
+    assert int(left[1]) <= timeout - elapsed + 0.5
+    poll(lambda: second.status("alpha")["status"] == "crashed", "the start never timed out")
+    crashed = second.status("alpha")
+    assert crashed["reason"] == f"not ready within the start timeout ({timeout:g} s)"
+    assert crashed["seq"] == adopted["seq"] + 1
+
+
+def test_a_server_that_became_ready_while_citadel_was_down_is_adopted_running(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    server = sim_config(tmp_path, "alpha", env={"DAYZSIM_START_DELAY": "4"}, auto_start=True)
+    config = write_config(tmp_path, server)
+    port = free_tcp_port()
+    first = start_citadel(config, port, citadels)
+    starting = first.status("alpha")
+    assert starting["status"] == "starting"
+    first.kill()
+
+    # Ready while no Citadel watches: only its RPT knows.
+    profiles = Path(server.install_dir) / "profiles"
+
+    def ready() -> bool:
+        return any("Player connect enabled" in p.read_text() for p in profiles.glob("*.RPT"))
+
+    poll(ready, "the simulator never became ready")
+    second = start_citadel(config, port, citadels)
+    adopted = second.status("alpha")
+    assert adopted["status"] == "running"
+    assert adopted["pid"] == starting["pid"]
+    assert adopted["seq"] == starting["seq"] + 1  # starting -> running happened meanwhile

@@ -143,13 +143,37 @@ async def test_crash_loop_gives_up_with_a_notification(tmp_path: Path) -> None:
                     "alpha",
                     lambda d: d["status"] == "crashed" and d["restartIn"] is None,
                 )
-                await client.wait_for("notification", "alpha", lambda n: "given up" in n["title"])
+                gave_up = await client.wait_for(
+                    "notification", "alpha", lambda n: "given up" in n["title"]
+                )
             crashes = [d for d in client.of("serverStatus", "alpha") if d["status"] == "crashed"]
             assert len(crashes) == 3  # two automatic restarts allowed, the third crash gives up
             assert all(c["exitCode"] == 3 for c in crashes)
+            assert [c["restartIn"] is not None for c in crashes] == [True, True, False]
             assert final is crashes[-1]
-            # An operator's start is always accepted and resets the budget.
-            assert post(live, "/api/servers/alpha/start").status_code == 202
+            # An operator's start is always accepted and resets the budget: the same crash
+            # loop gets its two automatic restarts again before the next give-up.
+            with anyio.fail_after(BOUND):
+                assert post(live, "/api/servers/alpha/start").status_code == 202
+                again = await client.wait_for(
+                    "serverStatus",
+                    "alpha",
+                    lambda d: d["seq"] > final["seq"] and d["restartIn"] is None and d["exitCode"],
+                )
+            after = [
+                d
+                for d in client.of("serverStatus", "alpha")
+                if d["status"] == "crashed" and final["seq"] < d["seq"] <= again["seq"]
+            ]
+            assert [c["restartIn"] is not None for c in after] == [True, True, False]
+            with anyio.fail_after(BOUND):
+                await client.wait_for(
+                    "notification",
+                    "alpha",
+                    lambda n: "given up" in n["title"] and n["id"] > gave_up["id"],
+                )
+            seqs = [d["seq"] for d in client.of("serverStatus", "alpha")]
+            assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
         finally:
             await client.close()
 
@@ -177,13 +201,16 @@ async def test_stop_during_backoff_stays_stopped(tmp_path: Path) -> None:
             await client.close()
 
 
+@pytest.mark.parametrize("child", ["stubborn", "setsid", "daemon"])
 async def test_ignoring_shutdown_and_sigterm_ends_in_sigkill_and_no_descendant_survives(
-    tmp_path: Path,
+    tmp_path: Path, child: str
 ) -> None:
+    # The child ignores SIGTERM too, and stays in the group (stubborn), leaves it (setsid), or
+    # also loses its parent at once (daemon: double-forked, re-parented to init).
     config = sim_config(
         tmp_path,
         "alpha",
-        env={"DAYZSIM_IGNORE_SHUTDOWN": "1", "DAYZSIM_SPAWN_CHILD": "1"},
+        env={"DAYZSIM_IGNORE_SHUTDOWN": "1", "DAYZSIM_SPAWN_CHILD": child},
         stop_timeout=1.0,
         kill_timeout=1.0,
     )
@@ -194,15 +221,116 @@ async def test_ignoring_shutdown_and_sigterm_ends_in_sigkill_and_no_descendant_s
                 post(live, "/api/servers/alpha/start")
                 await client.wait_for("players", "alpha", lambda d: len(d["players"]) > 0)
                 child_file = Path(config.install_dir) / "profiles" / "citadel" / "child.pid"
-                child = int(child_file.read_text())
-                assert alive(child)
+                child_pid = int(child_file.read_text())
+                assert alive(child_pid)
                 post(live, "/api/servers/alpha/stop")
                 stopped = await client.wait_for(
                     "serverStatus", "alpha", lambda d: d["status"] == "stopped" and d["seq"] > 0
                 )
             assert "SIGKILL" in stopped["reason"]
             assert stopped["signal"] == "SIGKILL"
+            if child != "stubborn":  # the group's SIGKILL reached a stubborn one already
+                assert "killed 1 leftover process(es)" in stopped["reason"]
+            assert not alive(child_pid)
+        finally:
+            await client.close()
+
+
+async def test_a_crashed_servers_escaped_daemon_does_not_survive_it(tmp_path: Path) -> None:
+    config = sim_config(
+        tmp_path, "alpha", env={"DAYZSIM_SPAWN_CHILD": "daemon"}, max_restarts_per_hour=0
+    )
+    with citadel_with(tmp_path, config) as live:
+        client = await connect(live)
+        try:
+            with anyio.fail_after(BOUND):
+                post(live, "/api/servers/alpha/start")
+                await client.wait_for("serverStatus", "alpha", lambda d: d["status"] == "running")
+                child_file = Path(config.install_dir) / "profiles" / "citadel" / "child.pid"
+                child = int(child_file.read_text())
+                assert alive(child)
+                # The server dies; nothing but its environment links the daemon to it now.
+                os.kill(status(live, "alpha")["pid"], signal.SIGKILL)
+                await client.wait_for("serverStatus", "alpha", lambda d: d["status"] == "crashed")
+                await client.wait_for(
+                    "log", "alpha", lambda d: "killed 1 leftover process(es)" in d["message"]
+                )
             assert not alive(child)
+        finally:
+            await client.close()
+
+
+async def test_a_start_that_is_never_ready_times_out(tmp_path: Path) -> None:
+    config = sim_config(
+        tmp_path,
+        "alpha",
+        env={"DAYZSIM_START_DELAY": "60"},
+        start_timeout=1.5,
+        max_restarts_per_hour=0,
+    )
+    with citadel_with(tmp_path, config) as live:
+        client = await connect(live)
+        try:
+            with anyio.fail_after(BOUND):
+                post(live, "/api/servers/alpha/start")
+                crashed = await client.wait_for(
+                    "serverStatus", "alpha", lambda d: d["status"] == "crashed"
+                )
+            assert crashed["reason"] == "not ready within the start timeout (1.5 s)"
+            assert crashed["signal"] == "SIGKILL"
+            assert [d["status"] for d in client.of("serverStatus", "alpha")] == [
+                "stopped",
+                "starting",
+                "crashed",
+            ]
+        finally:
+            await client.close()
+
+
+@pytest.mark.parametrize("mode", ["process", "loop"])
+async def test_a_hung_server_is_killed_and_reported_crashed(tmp_path: Path, mode: str) -> None:
+    # It logs FPS every tick, then freezes: wholly (process) or only its game loop while
+    # RCON keeps answering (loop) - log silence is what counts for a server that logs FPS.
+    config = sim_config(
+        tmp_path,
+        "alpha",
+        env={"DAYZSIM_STATS_TICKS": "1", "DAYZSIM_HANG_AFTER": "3", "DAYZSIM_HANG_MODE": mode},
+        hang_timeout=2.0,
+        max_restarts_per_hour=0,
+    )
+    with citadel_with(tmp_path, config) as live:
+        client = await connect(live)
+        try:
+            with anyio.fail_after(BOUND):
+                post(live, "/api/servers/alpha/start")
+                await client.wait_for("players", "alpha", lambda d: len(d["players"]) > 0)
+                crashed = await client.wait_for(
+                    "serverStatus", "alpha", lambda d: d["status"] == "crashed"
+                )
+            assert crashed["reason"].startswith("hung: no log output for ")
+            assert crashed["signal"] == "SIGKILL"
+            fps = [d for d in client.of("log", "alpha") if "Average server FPS" in d["message"]]
+            assert fps  # it did log periodically before it froze
+        finally:
+            await client.close()
+
+
+async def test_without_rcon_the_graceful_step_is_skipped_and_said_so(tmp_path: Path) -> None:
+    config = sim_config(tmp_path, "alpha", env={"DAYZSIM_RCON_REFUSE": "1"})
+    with citadel_with(tmp_path, config) as live:
+        client = await connect(live)
+        try:
+            with anyio.fail_after(BOUND):
+                post(live, "/api/servers/alpha/start")
+                await client.wait_for("serverStatus", "alpha", lambda d: d["status"] == "running")
+                assert post(live, "/api/servers/alpha/stop").status_code == 202
+                stopped = await client.wait_for(
+                    "serverStatus", "alpha", lambda d: d["status"] == "stopped" and d["seq"] > 0
+                )
+            assert stopped["reason"] == (
+                "stopped by admin (SIGTERM); RCON #shutdown skipped (RCON is not connected)"
+            )
+            assert stopped["exitCode"] == 0  # the simulator saves and exits on SIGTERM
         finally:
             await client.close()
 

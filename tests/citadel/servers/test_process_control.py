@@ -78,6 +78,34 @@ while True:
 """
 )
 
+# parent -> launcher (setsid, forks the daemon, exits) -> daemon (ignores SIGTERM, detaches its
+# stdio): re-parented to init, in a session of its own. Neither the process group nor parent
+# links lead to it; only the environment it inherited does.
+DAEMON = (
+    r"""
+import os, signal, sys, time
+"""
+    + SAY
+    + r"""
+launcher = os.fork()
+if launcher == 0:
+    os.setsid()
+    if os.fork() == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        say(f"daemon {os.getpid()}")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        while True:
+            time.sleep(60)
+    os._exit(0)
+os.waitpid(launcher, 0)
+say("parent ready")
+while True:
+    time.sleep(60)
+"""
+)
+
 FLOOD = r"""
 import os, signal, sys
 n = int(sys.argv[1])
@@ -347,6 +375,86 @@ async def test_ladder_sigkill_still_finds_the_escaped_grandchild(
     assert grandchild in outcome.killed_descendants  # killpg cannot reach it
     assert set(outcome.killed_descendants) <= {child, grandchild}
     assert not any(alive(identity) for identity in reaper.identities)
+
+
+async def _daemon_pid(collector: Collector, reaper: Reaper) -> int:
+    await collector.wait_for("parent ready")
+    daemon = int((await collector.wait_for("daemon ")).split()[1])
+    reaper.track_pid(daemon)
+    assert _parent_of(daemon) != 0
+    assert os.getsid(daemon) == os.getpgid(daemon) != os.getpid()
+    return daemon
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+
+
+async def test_a_double_forked_daemon_is_found_by_its_marker_only(
+    tmp_path: Path, reaper: Reaper
+) -> None:
+    collector = Collector()
+    with anyio.fail_after(10):
+        async with open_game_process(
+            python(DAEMON), cwd=tmp_path, on_line=collector, marker="run-1"
+        ) as process:
+            root = reaper.track(process.identity)
+            daemon = await _daemon_pid(collector, reaper)
+            assert process.pgid is not None
+            assert os.getpgid(daemon) != process.pgid
+            # The server dies (a crash): nothing links the daemon to it any more ...
+            process.send_signal(signal.SIGKILL)
+            await process.wait_exit(5)
+            assert _parent_of(daemon) != root.pid
+            # ... so group and parent links miss it ...
+            assert daemon not in await ensure_no_descendants(root, process.pgid, 1.0)
+            assert alive(reaper.identities[-1])
+            # ... and the marker in its environment finds it.
+            killed = await ensure_no_descendants(root, process.pgid, 1.0, marker="run-1")
+    assert killed == [daemon]
+    assert not any(alive(identity) for identity in reaper.identities)
+
+
+async def test_the_ladder_and_the_close_use_the_marker(tmp_path: Path, reaper: Reaper) -> None:
+    collector = Collector()
+    with anyio.fail_after(10):
+        async with open_game_process(python(DAEMON), cwd=tmp_path, on_line=collector) as plain:
+            # Without a marker the ladder cannot know the daemon: it survives (the old gap).
+            reaper.track(plain.identity)
+            survivor = await _daemon_pid(collector, reaper)
+            outcome = await stop_ladder(plain, graceful=None, kill_timeout=1)
+        assert survivor not in outcome.killed_descendants
+        assert alive(reaper.identities[-1])
+        os.kill(survivor, signal.SIGKILL)
+
+        collector = Collector()
+        async with open_game_process(
+            python(DAEMON), cwd=tmp_path, on_line=collector, marker="run-2"
+        ) as process:
+            assert process.marker == "run-2"
+            reaper.track(process.identity)
+            daemon = await _daemon_pid(collector, reaper)
+            outcome = await stop_ladder(process, graceful=None, kill_timeout=1)
+    assert outcome.step == "sigterm"
+    assert daemon in outcome.killed_descendants
+    assert not alive(reaper.identities[-1])
+
+
+async def test_the_marker_never_reaches_another_run(tmp_path: Path, reaper: Reaper) -> None:
+    with anyio.fail_after(10):
+        other = await spawn(python(SLEEPER), cwd=tmp_path, marker="other-run")
+        async with other:
+            reaper.track(other.identity)
+            process = await spawn(python(SLEEPER), cwd=tmp_path, marker="this-run")
+            async with process:
+                reaper.track(process.identity)
+                process.send_signal(signal.SIGKILL)
+                await process.wait_exit(5)
+                killed = await ensure_no_descendants(
+                    process.identity, process.pgid, 1.0, marker="this-run"
+                )
+            assert killed == []
+            assert alive(other.identity)
 
 
 # --- orphan safety ------------------------------------------------------------------------------
