@@ -2,17 +2,14 @@
 
 The delay before restart attempt ``n`` (0-based) is::
 
-    d = min(cap, base * factor ** n)
-    low = min(d, cap / (1 + jitter))
-    delay = low * (1 + jitter * r),   r uniform in [0, 1)
+    min(cap, base * factor ** n * (1 + jitter * r)),   r uniform in [0, 1)
 
-Below the cap, jitter only ever lengthens the delay, so the first restart is never earlier than
-``base``. The cap bounds the jittered delay, so ``cap`` is the longest an operator ever waits
-(Akka's ``BackoffSupervisor`` jitters after the cap and can overshoot it by ``jitter``). Near the
-cap the jitter window slides down instead of vanishing: delays at the cap spread over
-``[cap / (1 + jitter), cap)``, so many children crash-looping at the cap still do not restart in
-the same instant. An attempt counter resets once a child has stayed up for ``reset_after``
-seconds.
+Jitter only ever lengthens the delay, so the first restart is never earlier than ``base`` and
+restarts of many children spread out instead of stampeding; the cap applies after the jitter, so
+``cap`` is the longest an operator ever waits (Akka's ``BackoffSupervisor`` jitters after the cap
+and can overshoot it by ``jitter``). Once the exponential part reaches the cap, the jitter has no
+room left: delays at the cap are the cap. An attempt counter resets once a child has stayed up for
+``reset_after`` seconds.
 """
 
 from __future__ import annotations
@@ -64,10 +61,8 @@ def backoff_delay(backoff: Backoff, attempt: int, random: Callable[[], float]) -
             exponential = min(backoff.cap, backoff.base * backoff.factor**attempt)
         except OverflowError:  # a large factor overflows even below 64 attempts
             exponential = backoff.cap
-    # The cap bounds the jittered delay (an operator reads "cap" as the longest wait); near the
-    # cap the jitter window slides below it rather than collapsing onto it.
-    low = min(exponential, backoff.cap / (1.0 + backoff.jitter))
-    return min(backoff.cap, low * (1.0 + backoff.jitter * random()))
+    # The cap bounds the jittered delay: an operator reads "cap" as the longest wait.
+    return min(backoff.cap, exponential * (1.0 + backoff.jitter * random()))
 
 
 def next_attempt(backoff: Backoff, previous_attempt: int, uptime: float) -> int:
