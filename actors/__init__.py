@@ -30,15 +30,8 @@ from ._mailbox import MailboxPolicy, MailboxStatistics, Overflow
 from ._registry import Registry
 from ._reports import Report, ReportBus, ReportKind
 from ._spec import ChildSpec, ExitKind, Restart, Strategy
-from ._supervisor import (
-    ChildCounts,
-    ChildInfo,
-    DynamicSupervisor,
-    Supervisor,
-    SupervisorRef,
-    SupervisorStatistics,
-    open_supervisor,
-)
+from ._supervisor import DynamicSupervisor, Supervisor, open_supervisor
+from ._supervisor_ref import ChildCounts, ChildInfo, SupervisorRef, SupervisorStatistics
 
 __all__ = [
     "Actor",

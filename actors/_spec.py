@@ -1,16 +1,23 @@
-"""Child specifications: what a supervisor starts, and how it treats the child's exits."""
+"""Child specifications: what a supervisor starts, the states a child is in, and how its
+supervisor treats the child's exits."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from . import _defaults
 
 if TYPE_CHECKING:
     from ._actor import Actor
+
+ChildState = Literal["running", "restarting", "stopped"]
+
+RUNNING: Final = "running"
+RESTARTING: Final = "restarting"
+STOPPED: Final = "stopped"
 
 
 class Restart(enum.Enum):
@@ -85,3 +92,12 @@ def should_restart(restart: Restart, exit_kind: ExitKind) -> bool:
     if restart is Restart.TRANSIENT:
         return exit_kind is ExitKind.ERROR
     return False
+
+
+def removed_when_stopped(restart: Restart, dynamic: bool) -> bool:
+    """Decide whether a child that ended for good is removed from its supervisor.
+
+    Temporary children are, and every child of a `DynamicSupervisor` (OTP deletes the child of a
+    ``simple_one_for_one`` supervisor); the others keep their spec for `restart_child`.
+    """
+    return restart is Restart.TEMPORARY or dynamic

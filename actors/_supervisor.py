@@ -3,7 +3,8 @@
 A `Supervisor` is an actor whose children are actors (or supervisors). It starts them in order,
 stops them in reverse order, and when one exits decides - with pure functions from
 ``_spec``, ``_strategy``, ``_intensity`` and ``_backoff`` - whether and which to restart.
-Every decision is reported on the `ReportBus`.
+Every decision is reported on the `ReportBus`. Its records of its children are in
+``_children``; what clients can ask of it, and `SupervisorRef`, are in ``_supervisor_ref``.
 
 Exits reach the supervisor on its control lane, so a supervisor with a full mailbox still
 learns that a child died. Restarts wait for a backoff delay (a timer task, cancelled when the
@@ -46,11 +47,10 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import math
 import random as _random
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import anyio
 from anyio.abc import TaskStatus
@@ -59,13 +59,13 @@ from . import _defaults
 from ._actor import (
     Actor,
     Address,
-    Lifecycle,
     open_actor,
     request_stop,
     run_incarnation,
     unwrap,
 )
 from ._backoff import Backoff, backoff_delay, next_attempt
+from ._children import Child, Pending, Run
 from ._exceptions import (
     ActorError,
     RestartIntensityExceeded,
@@ -77,147 +77,46 @@ from ._intensity import add_restart, prune
 from ._mailbox import Mailbox
 from ._registry import Registry
 from ._reports import ReportBus, ReportKind
-from ._spec import ChildSpec, ExitKind, Restart, Strategy, should_restart
-from ._strategy import affected_children
-
-ChildState = Literal["running", "restarting", "stopped"]
-
-RUNNING: Final = "running"
-RESTARTING: Final = "restarting"
-STOPPED: Final = "stopped"
+from ._spec import (
+    RESTARTING,
+    RUNNING,
+    STOPPED,
+    ChildSpec,
+    ExitKind,
+    Strategy,
+    removed_when_stopped,
+    should_restart,
+)
+from ._strategy import group_restart
+from ._supervisor_ref import (
+    ChildCounts,
+    ChildInfo,
+    DeleteChild,
+    Failure,
+    Query,
+    RestartChild,
+    StartChild,
+    SupervisorRef,
+    SupervisorStatistics,
+    TerminateChild,
+)
 
 #: Restart timer tasks are named ``"<TIMER_TASK> <supervisor name>"``.
 TIMER_TASK: Final = "actors restart timer of"
 
 
-@dataclass(frozen=True, slots=True)
-class ChildInfo:
-    """One row of `SupervisorRef.which_children`."""
-
-    id: str
-    address: Address[Any]
-    state: ChildState
-    restart: Restart
-    restarts: int
-    supervisor: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ChildCounts:
-    """The answer of `SupervisorRef.count_children` (OTP's specs/active/supervisors/workers)."""
-
-    specs: int
-    active: int
-    supervisors: int
-    workers: int
-
-
-@dataclass(frozen=True, slots=True)
-class SupervisorStatistics:
-    """A snapshot of a supervisor."""
-
-    children: int
-    running: int
-    restarting: int
-    #: Groups of children waiting for their restart (each waits on one timer).
-    pending_restarts: int
-    restarts_in_window: int
-    total_restarts: int
-    intensity: int
-    period: float
-
-
-# -- messages ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _StartChild:
-    spec: ChildSpec
-
-
-@dataclass(frozen=True, slots=True)
-class _TerminateChild:
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _RestartChild:
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _DeleteChild:
-    id: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Query:
-    what: Literal["which", "count", "statistics"]
+# -- control items (posted by the supervisor's own tasks) -------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class _ChildExit:
     id: str
-    run: _Run
+    run: Run
 
 
 @dataclass(frozen=True, slots=True)
 class _RestartDue:
     token: int
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    """A call the supervisor refused; the ref re-raises it (the supervisor itself lives on)."""
-
-    error: ActorError
-
-
-class _Run:
-    """One incarnation of a child, as its supervisor sees it."""
-
-    __slots__ = ("exited", "kind", "lifecycle", "mailbox", "reason", "scope", "started_at")
-
-    def __init__(self, mailbox: Mailbox[Any]) -> None:
-        self.mailbox = mailbox
-        self.scope = anyio.CancelScope()
-        self.exited = anyio.Event()
-        self.lifecycle = Lifecycle()
-        # How it ended; these defaults stand when it was cancelled after its shutdown timeout.
-        self.kind = ExitKind.SHUTDOWN
-        self.reason: object = "killed after the shutdown timeout"
-        self.started_at = 0.0
-
-
-class _Pending:
-    """A group of children waiting for their restart, and the timer that will start them."""
-
-    __slots__ = ("ids", "timer")
-
-    def __init__(self, ids: tuple[str, ...], timer: anyio.CancelScope | None) -> None:
-        self.ids = ids
-        self.timer = timer  # None: due at once (a retry posted on the control lane)
-
-
-class _Child:
-    __slots__ = (
-        "address",
-        "attempt",
-        "is_supervisor",
-        "restarts",
-        "run",
-        "spec",
-        "state",
-    )
-
-    def __init__(self, spec: ChildSpec, address: Address[Any]) -> None:
-        self.spec = spec
-        self.address = address
-        self.run: _Run | None = None  # the incarnation running, if any
-        self.state: ChildState = STOPPED
-        self.attempt = -1  # consecutive restarts so far; the first restart is attempt 0
-        self.restarts = 0
-        self.is_supervisor = False
 
 
 class Supervisor(Actor[Any]):
@@ -261,11 +160,11 @@ class Supervisor(Actor[Any]):
         self.max_children = max_children
         self._random = random
         self._clock = clock
-        self._children: dict[str, _Child] = {}
+        self._children: dict[str, Child] = {}
         self._order: list[str] = []
         self._restarts: tuple[float, ...] = ()
         self._total_restarts = 0
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._next_token = 0
 
     @property
@@ -299,18 +198,18 @@ class Supervisor(Actor[Any]):
         try:
             return await self._handle_call(message)
         except ActorError as error:
-            return _Failure(error)
+            return Failure(error)
 
     async def _handle_call(self, message: Any) -> Any:
-        if isinstance(message, _StartChild):
+        if isinstance(message, StartChild):
             return await self._start_child(message.spec)
-        if isinstance(message, _TerminateChild):
+        if isinstance(message, TerminateChild):
             child = self._get(message.id)
             await self._terminate(child)
-            if child.spec.restart is Restart.TEMPORARY or self._dynamic:
+            if removed_when_stopped(child.spec.restart, self._dynamic):
                 self._delete(child)
             return None
-        if isinstance(message, _RestartChild):
+        if isinstance(message, RestartChild):
             child = self._get(message.id)
             await self._terminate(child)
             child.attempt = -1
@@ -320,36 +219,36 @@ class Supervisor(Actor[Any]):
                 child.state = STOPPED
                 raise
             return child.address
-        if isinstance(message, _DeleteChild):
+        if isinstance(message, DeleteChild):
             child = self._get(message.id)
             if child.state != STOPPED:
                 raise ActorError(f"child {message.id!r} is {child.state}; terminate it first")
             self._delete(child)
             return None
-        if isinstance(message, _Query):
+        if isinstance(message, Query):
             return self._query(message.what)
         raise TypeError(f"supervisor {self.name!r} got an unknown message {message!r}")
 
     # -- children -------------------------------------------------------------------------
 
-    def _add(self, spec: ChildSpec) -> _Child:
+    def _add(self, spec: ChildSpec) -> Child:
         if spec.id in self._children:
             raise ActorError(f"child id {spec.id!r} is already present")
         address: Address[Any] = Address(f"{self.name}/{spec.id}")
         if spec.name is not None:
             self.registry.register(spec.name, address)
-        child = _Child(spec, address)
+        child = Child(spec, address)
         self._children[spec.id] = child
         self._order.append(spec.id)
         return child
 
-    def _delete(self, child: _Child) -> None:
+    def _delete(self, child: Child) -> None:
         self._children.pop(child.spec.id, None)
         if child.spec.id in self._order:
             self._order.remove(child.spec.id)
         child.address._close()
 
-    def _get(self, child_id: str) -> _Child:
+    def _get(self, child_id: str) -> Child:
         child = self._children.get(child_id)
         if child is None:
             raise UnknownChild(f"supervisor {self.name!r} has no child {child_id!r}")
@@ -366,13 +265,13 @@ class Supervisor(Actor[Any]):
             raise
         return child.address
 
-    async def _start(self, child: _Child) -> None:
+    async def _start(self, child: Child) -> None:
         self._unpend(child.spec.id)
         try:
             actor = child.spec.start()
         except Exception as error:
             raise StartFailed(f"child {child.spec.id!r}: {error!r}") from error
-        run = _Run(Mailbox(actor.mailbox_policy, child.address.name, self.reports))
+        run = Run(Mailbox(actor.mailbox_policy, child.address.name, self.reports))
         child.run = run
         child.is_supervisor = isinstance(actor, Supervisor)
         try:
@@ -385,9 +284,9 @@ class Supervisor(Actor[Any]):
 
     async def _run_child(
         self,
-        child: _Child,
+        child: Child,
         actor: Actor[Any],
-        run: _Run,
+        run: Run,
         *,
         task_status: TaskStatus[None],
     ) -> None:
@@ -425,14 +324,14 @@ class Supervisor(Actor[Any]):
         if run.kind is ExitKind.ERROR:
             self._report_crash(child, run, "running", uptime)
         if not should_restart(child.spec.restart, run.kind):
-            if child.spec.restart is Restart.TEMPORARY or self._dynamic:
+            if removed_when_stopped(child.spec.restart, self._dynamic):
                 self._delete(child)
             return
         group = await self._plan_restart(child, uptime, run.reason)
         if group:
             await self._restart_group(group)
 
-    def _report_cut_off(self, child: _Child, run: _Run) -> None:
+    def _report_cut_off(self, child: Child, run: Run) -> None:
         if run.lifecycle.cut_off:
             self.reports.emit(
                 ReportKind.SHUTDOWN_TIMEOUT,
@@ -442,7 +341,7 @@ class Supervisor(Actor[Any]):
                 shutdown=child.spec.shutdown,
             )
 
-    def _report_crash(self, child: _Child, run: _Run, context: str, uptime: float) -> None:
+    def _report_crash(self, child: Child, run: Run, context: str, uptime: float) -> None:
         self.reports.emit(
             ReportKind.CRASH, self.name, child.spec.id, run.reason, context=context, uptime=uptime
         )
@@ -450,7 +349,7 @@ class Supervisor(Actor[Any]):
             self.reports.emit(ReportKind.ESCALATION, self.name, child.spec.id, run.reason)
 
     async def _plan_restart(
-        self, child: _Child, uptime: float, reason: object
+        self, child: Child, uptime: float, reason: object
     ) -> tuple[str, ...] | None:
         """Count a restart of ``child``'s group, stop the group, and schedule its start.
 
@@ -481,7 +380,7 @@ class Supervisor(Actor[Any]):
             return group
         self._next_token += 1
         timer = anyio.CancelScope()
-        self._pending[self._next_token] = _Pending(group, timer)
+        self._pending[self._next_token] = Pending(group, timer)
         self._task_group.start_soon(
             self._restart_timer, self._next_token, delay, timer, name=f"{TIMER_TASK} {self.name}"
         )
@@ -496,31 +395,24 @@ class Supervisor(Actor[Any]):
         )
         return None
 
-    async def _stop_group(self, child: _Child) -> tuple[str, ...]:
+    async def _stop_group(self, child: Child) -> tuple[str, ...]:
         """Stop the siblings that the strategy restarts with ``child``; return the group.
 
-        As in OTP's supervisor: running siblings are stopped in reverse start order, and
-        restarted with ``child`` whatever their restart type, except temporary ones, which end
-        with the group and are removed. Siblings already waiting for a restart join the group.
-        A sibling that is stopped (by `SupervisorRef.terminate_child`, or a transient child
-        that ended normally) stays stopped; OTP would start it again, but an operator's stop
-        wins here.
+        Which siblings stop, which are removed and which restart is `group_restart`'s decision.
         """
-        group: list[str] = []
-        for other_id in reversed(affected_children(self.strategy, self._order, child.spec.id)):
-            other = self._children.get(other_id)
-            if other is None:
-                continue
-            if other is not child:
-                if other.state == STOPPED:
-                    continue
-                if other.state == RUNNING:
-                    await self._terminate(other)
-                    if other.spec.restart is Restart.TEMPORARY:
-                        self._delete(other)
-                        continue
-            group.append(other_id)
-        return tuple(reversed(group))
+        plan = group_restart(
+            self.strategy,
+            self._order,
+            child.spec.id,
+            {i: c.state for i, c in self._children.items()},
+            {i: c.spec.restart for i, c in self._children.items()},
+        )
+        for other_id in plan.stop:
+            other = self._children[other_id]
+            await self._terminate(other)
+            if other_id in plan.remove:
+                self._delete(other)
+        return plan.group
 
     async def _restart_timer(self, token: int, delay: float, timer: anyio.CancelScope) -> None:
         with timer:  # cancelled when the restart no longer waits (see `_unpend`)
@@ -554,7 +446,7 @@ class Supervisor(Actor[Any]):
                     # that keeps failing ends in RestartIntensityExceeded, and a stop request
                     # on the control lane gets in between (OTP's try_again_restart).
                     self._next_token += 1
-                    self._pending[self._next_token] = _Pending(group, None)
+                    self._pending[self._next_token] = Pending(group, None)
                     self.post_control(_RestartDue(self._next_token))
                 return
             child.restarts += 1
@@ -566,7 +458,7 @@ class Supervisor(Actor[Any]):
     def _stop_requested(self, child_id: str) -> bool:
         """Whether a `terminate_child` of ``child_id`` waits in this supervisor's mailbox."""
         return any(
-            isinstance(message, _TerminateChild) and message.id == child_id
+            isinstance(message, TerminateChild) and message.id == child_id
             for message in self._mailbox.queued_messages()
         )
 
@@ -579,7 +471,7 @@ class Supervisor(Actor[Any]):
                     if pending.timer is not None:
                         pending.timer.cancel()  # no task outlives the restart it waited for
 
-    async def _terminate(self, child: _Child) -> None:
+    async def _terminate(self, child: Child) -> None:
         self._unpend(child.spec.id)
         run, child.run = child.run, None  # from here on its exit notice is stale
         if run is not None:
@@ -670,62 +562,6 @@ class DynamicSupervisor(Supervisor):
             random=random,
             clock=clock,
         )
-
-
-class SupervisorRef:
-    """Talks to a running supervisor through its address (all methods are calls).
-
-    Calls wait without a timeout by default, as OTP's supervisor calls do: terminating a child
-    legitimately takes up to its shutdown timeout, and a supervisor always answers.
-    """
-
-    def __init__(self, address: Address[Any], timeout: float = math.inf) -> None:
-        self.address = address
-        self.timeout = timeout
-
-    async def _call(self, message: object) -> Any:
-        result = await self.address.call(message, self.timeout)
-        if isinstance(result, _Failure):
-            raise result.error
-        return result
-
-    async def start_child(self, spec: ChildSpec) -> Address[Any]:
-        """Add and start a child; return its stable address.
-
-        Raises:
-            StartFailed: Its start raised (it is not kept).
-            TooManyChildren: ``max_children`` reached.
-        """
-        address: Address[Any] = await self._call(_StartChild(spec))
-        return address
-
-    async def terminate_child(self, child_id: str) -> None:
-        """Stop a child (and cancel a pending restart); its spec is kept (unless dynamic)."""
-        await self._call(_TerminateChild(child_id))
-
-    async def restart_child(self, child_id: str) -> Address[Any]:
-        """Start a stopped child again, or stop and start a running one; resets its backoff."""
-        address: Address[Any] = await self._call(_RestartChild(child_id))
-        return address
-
-    async def delete_child(self, child_id: str) -> None:
-        """Forget a stopped child's spec; its address ends for good."""
-        await self._call(_DeleteChild(child_id))
-
-    async def which_children(self) -> list[ChildInfo]:
-        """Return every child in start order."""
-        children: list[ChildInfo] = await self._call(_Query("which"))
-        return children
-
-    async def count_children(self) -> ChildCounts:
-        """Return OTP's child counts."""
-        counts: ChildCounts = await self._call(_Query("count"))
-        return counts
-
-    async def statistics(self) -> SupervisorStatistics:
-        """Return a snapshot: children, running, restarting, restarts in the window."""
-        stats: SupervisorStatistics = await self._call(_Query("statistics"))
-        return stats
 
 
 @contextlib.asynccontextmanager

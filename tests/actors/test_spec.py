@@ -1,11 +1,11 @@
-"""Child specs and the should_restart table (OTP's restart types)."""
+"""Child specs, and the should_restart and removed_when_stopped tables (OTP's restart types)."""
 
 from __future__ import annotations
 
 import pytest
 
 from actors import ChildSpec, ExitKind, Restart
-from actors._spec import should_restart
+from actors._spec import removed_when_stopped, should_restart
 from actors.testing import Probe
 
 N, S, E = ExitKind.NORMAL, ExitKind.SHUTDOWN, ExitKind.ERROR
@@ -27,6 +27,21 @@ N, S, E = ExitKind.NORMAL, ExitKind.SHUTDOWN, ExitKind.ERROR
 )
 def test_should_restart_table(restart: Restart, kind: ExitKind, expected: bool) -> None:
     assert should_restart(restart, kind) is expected
+
+
+@pytest.mark.parametrize(
+    ("restart", "dynamic", "expected"),
+    [
+        (Restart.PERMANENT, False, False),
+        (Restart.TRANSIENT, False, False),
+        (Restart.TEMPORARY, False, True),
+        (Restart.PERMANENT, True, True),
+        (Restart.TRANSIENT, True, True),
+        (Restart.TEMPORARY, True, True),
+    ],
+)
+def test_removed_when_stopped_table(restart: Restart, dynamic: bool, expected: bool) -> None:
+    assert removed_when_stopped(restart, dynamic) is expected
 
 
 def test_spec_defaults() -> None:
