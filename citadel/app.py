@@ -5,7 +5,7 @@
     citadel (root, one_for_one)
      ├─ store        single writer of the SQLite file
      ├─ broadcaster  the one Socket.IO actor
-     ├─ retention    purges old audit entries and expired revocations (citadel.store.retention)
+     ├─ retention    purges old audit, notifications, revocations, bans (citadel.store.retention)
      ├─ audit        writes the tally of anonymous refusals every minute (citadel.web.audit)
      ├─ fleet        dynamic supervisor: one supervisor per game server (citadel.servers.fleet)
      └─ http         uvicorn: REST (Litestar) + Socket.IO on one socket
