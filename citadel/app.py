@@ -247,6 +247,8 @@ async def open_citadel(
                 StoreRunStore(store, lambda apply: run_in_store(db, apply)),
             )
             stack.push_async_callback(fleet.close)
+            # The snapshot shows only servers that exist, even if a serverRemoved was lost.
+            cache.track(lambda: fleet.runtimes)
             await root.start_child(
                 ChildSpec(
                     "fleet",
