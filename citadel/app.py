@@ -5,7 +5,7 @@
     citadel (root, one_for_one)
      ├─ store        single writer of the SQLite file
      ├─ broadcaster  the one Socket.IO actor
-     ├─ retention    purges old audit entries and expired revocations (citadel.store.retention)
+     ├─ retention    purges old audit, notifications, revocations, bans (citadel.store.retention)
      ├─ audit        writes the tally of anonymous refusals every minute (citadel.web.audit)
      ├─ fleet        dynamic supervisor: one supervisor per game server (citadel.servers.fleet)
      └─ http         uvicorn: REST (Litestar) + Socket.IO on one socket
@@ -247,6 +247,8 @@ async def open_citadel(
                 StoreRunStore(store, lambda apply: run_in_store(db, apply)),
             )
             stack.push_async_callback(fleet.close)
+            # The snapshot shows only servers that exist, even if a serverRemoved was lost.
+            cache.track(lambda: fleet.runtimes)
             await root.start_child(
                 ChildSpec(
                     "fleet",

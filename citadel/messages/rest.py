@@ -118,7 +118,19 @@ class ServerStatusView(_Response, frozen=True):
     reason: str | None = None
 
 
+class AuditTallyView(_Response, frozen=True):
+    """What a tallied audit row stands for: ``count`` anonymous refusals of one address, method
+    and status between ``first`` and ``last``, with up to five of their paths."""
+
+    count: int
+    first: str
+    last: str
+    paths: list[str]
+
+
 class AuditView(_Response, frozen=True):
+    """One audit row; ``tally`` is set on a row that sums up anonymous refusals, else null."""
+
     id: int
     timestamp: str
     user: str | None
@@ -126,6 +138,7 @@ class AuditView(_Response, frozen=True):
     method: str
     path: str
     status: int
+    tally: AuditTallyView | None
 
 
 class HealthView(_Response, frozen=True):

@@ -20,6 +20,11 @@ derived from its token (`Verified`), never anything else the client sent.
 
 A deleted server reaches it as a ``serverRemoved`` event (`Removal`, published by the REST
 handler that deleted it): the server leaves the snapshot, and dashboards that saw it are told.
+That event can be lost: published while this actor was down (restarting after a crash), or
+queued in the mailbox of an incarnation that crashed. So the cache does not rely on it alone:
+it knows which servers exist (`SnapshotCache.track`, the fleet), a connect snapshot never
+includes one that does not, and every new incarnation of the broadcaster first forgets the
+servers that are gone and sends ``serverRemoved`` for each to the dashboards connected meanwhile.
 
 ``serverStatus`` ``seq`` is passed through in the order the server's process actor published
 it (its envelope is never dropped or coalesced). A status whose seq and status repeat the last
@@ -31,7 +36,7 @@ again) and is passed through with a warning in the log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from typing import Any, Final
 
 import anyio
@@ -49,6 +54,7 @@ from citadel.messages import (
     ServerStatusEvent,
     encode_event,
     event_name,
+    utc_timestamp,
 )
 from citadel.realtime._engine import FanoutEngine
 from citadel.realtime._rules import ClientScope, Outgoing
@@ -139,7 +145,8 @@ class SnapshotCache:
     """The latest ``serverStatus``, ``players``, ``metrics`` and ``mods`` per server.
 
     Owned by the application, not by the broadcaster, so a restarted broadcaster still greets
-    new clients with the current state.
+    new clients with the current state. Once it `track`s the servers that exist, a server that
+    does not is never in a snapshot, whether or not its ``serverRemoved`` arrived.
     """
 
     KINDS: Final = ("serverStatus", "players", "metrics", "mods")
@@ -147,6 +154,21 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._latest: dict[str, dict[str, Outgoing]] = {}
         self._status: dict[str, tuple[int, str]] = {}
+        self._servers: Callable[[], Container[str]] | None = None
+
+    def track(self, servers: Callable[[], Container[str]]) -> None:
+        """Take ``servers()`` as the ids of the servers that exist now (the fleet's)."""
+        self._servers = servers
+
+    def prune(self) -> list[str]:
+        """Forget every server that no longer exists; return their ids (sorted)."""
+        if self._servers is None:
+            return []
+        existing = self._servers()
+        gone = sorted(s for s in self._latest.keys() | self._status.keys() if s not in existing)
+        for server_id in gone:
+            self.forget(server_id)
+        return gone
 
     def remember(self, outgoing: Outgoing) -> None:
         """Keep ``outgoing`` as the latest of its kind for its server (other kinds: ignored)."""
@@ -178,10 +200,13 @@ class SnapshotCache:
         return True
 
     def snapshot(self, scope: ClientScope) -> Iterator[Outgoing]:
-        """Every cached event for the servers in ``scope``, status first, per server."""
+        """Every cached event for the servers in ``scope`` that exist, status first, per server."""
+        existing = None if self._servers is None else self._servers()
         for server_id, kinds in self._latest.items():
             if scope.servers is not None and server_id not in scope.servers:
                 continue
+            if existing is not None and server_id not in existing:
+                continue  # deleted, and its serverRemoved was lost: see `prune`
             for kind in self.KINDS:
                 outgoing = kinds.get(kind)
                 if outgoing is not None:
@@ -243,6 +268,12 @@ class Broadcaster(Actor[BroadcasterMessage]):
 
     async def on_start(self) -> None:
         self.engine.snapshot_provider = self.cache.snapshot
+        # A server deleted while no broadcaster ran (its serverRemoved was lost with the
+        # crashed incarnation or refused while it was down): forget it, tell the dashboards.
+        for server_id in self.cache.prune():
+            log.info("%s: removed while the broadcaster was down; dashboards told now", server_id)
+            removed = ServerRemovedEvent(server_id=server_id, timestamp=utc_timestamp())
+            self.engine.publish(to_outgoing(removed))
         self.start_soon(self._recheck_periodically)
 
     async def handle(self, message: BroadcasterMessage) -> None:

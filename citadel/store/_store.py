@@ -582,12 +582,27 @@ class Store:
         with self._tx() as conn:
             return conn.execute("DELETE FROM bans WHERE id = ?", (ban_id,)).rowcount > 0
 
-    def purge_expired_bans(self, *, now: float | None = None) -> int:
-        """Delete bans past their expiry; returns how many went."""
-        at = self._now(now)
+    def purge_expired_bans(
+        self, *, now: float | None = None, kept_for: float = 0.0, limit: int | None = None
+    ) -> int:
+        """Delete bans that expired at least ``kept_for`` seconds before ``now``.
+
+        A permanent ban (no expiry) and a ban still in force at ``now`` are never deleted:
+        ``kept_for`` may not be negative. ``limit`` bounds the rows of one call (oldest expiry
+        first); returns how many went.
+
+        Raises:
+            ValueError: ``kept_for`` is negative (or not a number).
+        """
+        if not kept_for >= 0:
+            raise ValueError("kept_for must not be negative")
+        cutoff = self._now(now) - kept_for
         with self._tx() as conn:
             return conn.execute(
-                "DELETE FROM bans WHERE expires_at IS NOT NULL AND expires_at <= ?", (at,)
+                "DELETE FROM bans WHERE id IN (SELECT id FROM bans"
+                " WHERE expires_at IS NOT NULL AND expires_at <= ? ORDER BY expires_at, id"
+                " LIMIT ?)",
+                (cutoff, -1 if limit is None else limit),
             ).rowcount
 
     # ------------------------------------------------------------------ notifications
@@ -646,10 +661,39 @@ class Store:
                 > 0
             )
 
-    def purge_notifications(self, older_than: float) -> int:
-        """Delete notifications older than ``older_than``; returns how many went."""
+    def purge_notifications(self, older_than: float, *, limit: int | None = None) -> int:
+        """Delete notifications older than ``older_than``, the oldest ``limit`` at most.
+
+        Returns how many went. Ids are never reused (``AUTOINCREMENT``), also after a purge.
+        """
         with self._tx() as conn:
-            return conn.execute("DELETE FROM notifications WHERE ts < ?", (older_than,)).rowcount
+            return conn.execute(
+                "DELETE FROM notifications WHERE id IN"
+                " (SELECT id FROM notifications WHERE ts < ? ORDER BY id LIMIT ?)",
+                (older_than, -1 if limit is None else limit),
+            ).rowcount
+
+    def cap_notifications(self, max_rows: int, *, limit: int | None = None) -> int:
+        """Delete the oldest notifications beyond the newest ``max_rows`` (``limit`` at most).
+
+        Returns how many went.
+        """
+        with self._tx() as conn:
+            row = conn.execute(
+                "SELECT id FROM notifications ORDER BY id DESC LIMIT 1 OFFSET ?", (max_rows,)
+            ).fetchone()
+            if row is None:
+                return 0
+            return conn.execute(
+                "DELETE FROM notifications WHERE id IN"
+                " (SELECT id FROM notifications WHERE id <= ? ORDER BY id LIMIT ?)",
+                (row[0], -1 if limit is None else limit),
+            ).rowcount
+
+    def count_notifications(self) -> int:
+        """Return how many notifications are stored."""
+        row = self._one("SELECT COUNT(*) FROM notifications")
+        return int(row[0]) if row else 0
 
 
 def _make_private(path: Path) -> None:

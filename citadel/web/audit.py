@@ -28,7 +28,7 @@ from actors import Actor, ActorExited, Address, ExitKind
 from citadel.store import StoreError
 from citadel.store.actor import StoreOp, run_in_store
 
-__all__ = ["AuditFlusher", "AuditTally", "TallyRow", "flush_tally"]
+__all__ = ["AuditFlusher", "AuditTally", "TallyDetail", "TallyRow", "flush_tally", "read_tally"]
 
 log = logging.getLogger("citadel.audit")
 
@@ -55,6 +55,29 @@ class TallyRow(msgspec.Struct, frozen=True, kw_only=True):
     def detail(self) -> dict[str, Any]:
         """The row's ``detail`` column."""
         return {"count": self.count, "paths": self.paths, "first": self.first, "last": self.last}
+
+
+class TallyDetail(msgspec.Struct, frozen=True, kw_only=True):
+    """The ``detail`` of a tallied row, as read back (`TallyRow.detail` writes it)."""
+
+    count: int
+    paths: list[str]
+    first: float
+    last: float
+
+
+def read_tally(user: str | None, detail: dict[str, Any] | None) -> TallyDetail | None:
+    """The tally an audit row stands for, or None for a row someone made (or no tally).
+
+    Only the tally's own fields are read: whatever else a ``detail`` holds (the RCON command
+    of a named user's request) is never taken for one.
+    """
+    if user is not None or detail is None:
+        return None
+    try:
+        return msgspec.convert(detail, TallyDetail)
+    except msgspec.ValidationError:
+        return None
 
 
 @dataclass

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from citadel.messages import utc_timestamp
-from citadel.messages.rest import AuditView, RoleView, UserView
+from citadel.messages.rest import AuditTallyView, AuditView, RoleView, UserView
 from citadel.store import AuditEntry, Role, User
+from citadel.web.audit import read_tally
 
 
 def user_view(user: User) -> UserView:
@@ -26,6 +27,8 @@ def role_view(role: Role) -> RoleView:
 
 
 def audit_view(entry: AuditEntry) -> AuditView:
+    """An audit row for the API: a tallied row says how many refusals it stands for."""
+    tally = read_tally(entry.user, entry.detail)
     return AuditView(
         id=entry.id,
         timestamp=utc_timestamp(entry.ts),
@@ -34,4 +37,12 @@ def audit_view(entry: AuditEntry) -> AuditView:
         method=entry.method,
         path=entry.path,
         status=entry.status,
+        tally=None
+        if tally is None
+        else AuditTallyView(
+            count=tally.count,
+            first=utc_timestamp(tally.first),
+            last=utc_timestamp(tally.last),
+            paths=tally.paths,
+        ),
     )

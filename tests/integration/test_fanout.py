@@ -20,7 +20,7 @@ import anyio.to_thread
 import msgspec
 import pytest
 
-from actors import Address
+from actors import Address, Report, ReportKind
 from citadel.config import ServerConfig
 from citadel.messages import (
     Event,
@@ -230,4 +230,59 @@ async def test_a_deleted_server_leaves_the_snapshot_and_dashboards_are_told(
     assert [name for name, data in watcher.events if data.get("serverId") == "zz"][-1] == (
         "serverRemoved"
     )
+    assert [(name, data.get("serverId")) for name, data in late.events] == [("notification", None)]
+
+
+async def test_a_deleted_server_leaves_the_snapshot_also_when_the_broadcaster_was_down(
+    tmp_path: Path,
+) -> None:
+    """The broadcaster is killed at the moment the DELETE publishes serverRemoved: the event
+    is lost, yet no later snapshot shows the server and connected dashboards are still told."""
+    config = ServerConfig(id="zz", name="Zz", install_dir=str(tmp_path), executable="dayz-sim")
+    with run_live(tmp_path / "data", servers=[]) as live:
+        fleet, broadcaster = live.citadel.fleet, live.citadel.broadcaster
+        deliveries: list[bool] = []
+        original = fleet.publish
+
+        async def publish_while_the_broadcaster_is_down(event: Event) -> bool:
+            if not isinstance(event, ServerRemovedEvent):
+                return await original(event)
+            crashed = anyio.Event()
+
+            def on_report(report: Report) -> None:
+                if report.kind is ReportKind.CRASH and report.offender == "broadcaster":
+                    crashed.set()
+
+            unsubscribe = live.citadel.reports.subscribe(on_report)
+            broadcaster.kill("chaos test")
+            await crashed.wait()
+            unsubscribe()
+            delivered = await original(event)  # before its restart (backoff 0.1 s and up)
+            deliveries.append(delivered)
+            return delivered
+
+        token = live.login()
+        watcher, late = Client(), Client()
+        try:
+            with anyio.fail_after(BOUND):
+                await watcher.connect(live.url, token)
+                with live.client(token) as http:
+                    created = http.post("/api/servers", json=msgspec.to_builtins(config))
+                    assert created.status_code == 201, created.text
+                await watcher.wait_for("serverStatus", "zz", lambda d: True)
+                fleet.publish = publish_while_the_broadcaster_is_down
+                with live.client(token) as http:
+                    assert http.delete("/api/servers/zz").status_code == 204
+                assert deliveries == [False]  # the REST handler's serverRemoved was lost
+                # The restarted broadcaster tells the dashboards that were connected ...
+                await watcher.wait_for("serverRemoved", "zz", lambda d: True)
+                # ... and a later client's snapshot has no zz (a sentinel published after the
+                # connect ends the snapshot).
+                await late.connect(live.url, token)
+                await anyio.to_thread.run_sync(live.portal.call, deliver, broadcaster, [END])
+                await late.wait_for("notification", None, lambda d: True)
+        finally:
+            await watcher.close()
+            await late.close()
+    assert not [data for _, data in late.events if data.get("serverId") == "zz"]
     assert [(name, data.get("serverId")) for name, data in late.events] == [("notification", None)]

@@ -9,6 +9,7 @@ import httpx
 import jwt
 import pytest
 
+from citadel.store.actor import run_in_store
 from citadel.web.audit import flush_tally
 from tests.integration.conftest import ADMIN_PASSWORD, Live
 
@@ -348,6 +349,34 @@ def test_anonymous_refusals_are_tallied_not_written_one_by_one(live: Live) -> No
     }
     judged = [e for e in rows if e.user == "admin" and e.path == "/api/auth/login"]
     assert [e.status for e in judged] == [401] * 5
+    # A row a user made never reads as a tally, whatever its detail holds.
+    live.portal.call(
+        run_in_store,
+        db,
+        lambda s: s.add_audit(
+            user="admin", ip=None, method="POST", path="/api/servers/alpha/rcon", status=200,
+            detail={"command": "players", "count": 1, "paths": [], "first": 0.0, "last": 0.0},
+        ),
+    )  # fmt: skip
+    # GET /api/audit shows what each tallied row stands for (never a body).
+    with live.client(live.token_for("admin")) as client:  # logins are throttled by now
+        listed = client.get("/api/audit", params={"limit": 10}).json()
+    views = {(e["path"], e["status"]): e for e in listed if e["user"] is None}
+    tally = views["/api/servers/alpha/start", 401]["tally"]
+    assert set(tally) == {"count", "first", "last", "paths"}
+    assert tally["count"] == 40
+    assert tally["paths"] == ["/api/servers/alpha/start"]
+    assert tally["first"] <= tally["last"] == views["/api/servers/alpha/start", 401]["timestamp"]
+    assert {key: v["tally"]["count"] for key, v in views.items()} == {
+        ("/api/servers/alpha/start", 401): 40,
+        ("/api/auth/login", 413): 10,
+        ("/api/auth/login", 429): 5,
+    }
+    named = [e for e in listed if e["user"] == "admin"]
+    assert named
+    assert all(e["tally"] is None for e in named)
+    assert "command" not in str(listed)
+    assert "x" * 100 not in str(listed)
 
 
 def test_health_readiness_and_openapi(live: Live) -> None:

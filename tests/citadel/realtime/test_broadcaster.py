@@ -1,4 +1,5 @@
-"""The broadcaster actor with a real engine and real clients: identity, seq, removal."""
+"""The broadcaster actor with a real engine and real clients: identity, seq, removal (also
+one lost while the broadcaster was down)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from actors import open_actor
+from actors import Backoff, ChildSpec, ReportBus, ReportKind, open_actor, open_supervisor
 from citadel.messages import (
     NotificationEvent,
     ServerRemovedEvent,
@@ -23,6 +24,8 @@ from citadel.realtime.broadcaster import (
     Broadcaster,
     SnapshotCache,
     Verified,
+    publish,
+    to_outgoing,
     wrap,
 )
 from tests.integration._clients import Client
@@ -132,3 +135,65 @@ async def test_a_repeated_status_is_sent_once_and_a_removed_server_leaves_the_sn
         finally:
             await watcher.close()
             await late.close()
+
+
+async def test_a_removal_lost_while_the_broadcaster_was_down_still_removes_the_server() -> None:
+    tokens = Tokens()
+    engine = FanoutEngine(tokens.authenticate)
+    cache = SnapshotCache()
+    servers = {"zz", "yy"}  # what the fleet holds
+    cache.track(lambda: servers)
+    crashed = anyio.Event()
+    reports = ReportBus()
+    reports.subscribe(lambda report: crashed.set() if report.kind is ReportKind.CRASH else None)
+    spec = ChildSpec(
+        "broadcaster",
+        start=lambda: Broadcaster(
+            engine, cache, tokens.recheck, recheck_interval=NO_PERIODIC_RECHECK
+        ),
+    )
+    # A restart delay far beyond the test: the broadcaster is down until restart_child.
+    down_for_good = Backoff(base=3600.0, cap=3600.0, jitter=0.0)
+    async with (
+        serving(engine) as url,
+        open_supervisor([spec], reports=reports, backoff=down_for_good) as root,
+    ):
+        (child,) = await root.which_children()
+        address = child.address
+        watcher, meanwhile, later = Client(), Client(), Client()
+        try:
+            with anyio.fail_after(BOUND):
+                await watcher.connect(url, "t-lea")
+                for event in (status("zz", 0, "stopped"), status("yy", 1)):
+                    await address.call(wrap(event))
+                await watcher.wait_for("serverStatus", "yy", lambda d: True)
+                address.kill("chaos")
+                await crashed.wait()
+                # DELETE /api/servers/zz: the fleet forgets it, then its serverRemoved is lost.
+                servers.discard("zz")
+                lost = ServerRemovedEvent(server_id="zz", timestamp=TS)
+                assert not await publish(address, lost)
+                # A client connecting while no broadcaster runs: its snapshot is yy only.
+                await meanwhile.connect(url, "t-lea")
+                engine.publish(to_outgoing(sentinel(1)))  # straight in: nobody else can
+                await meanwhile.wait_for("notification", None, lambda d: d["message"] == "1")
+                # The next incarnation tells the dashboards connected meanwhile.
+                await root.restart_child("broadcaster")
+                await watcher.wait_for("serverRemoved", "zz", lambda d: True)
+                # zz created again: its first status (seq 0) is not taken for a repeat.
+                servers.add("zz")
+                await address.call(wrap(status("zz", 0, "stopped")))
+                await later.connect(url, "t-lea")
+                await address.call(wrap(sentinel(2)))
+                await later.wait_for("notification", None, lambda d: d["message"] == "2")
+            assert [(name, data.get("serverId")) for name, data in meanwhile.events][:2] == [
+                ("serverStatus", "yy"),
+                ("notification", None),
+            ]
+            of_zz = [(n, d.get("seq")) for n, d in watcher.events if d.get("serverId") == "zz"]
+            assert of_zz == [("serverStatus", 0), ("serverRemoved", None), ("serverStatus", 0)]
+            snapshot = sorted((n, d.get("serverId")) for n, d in later.events if d.get("serverId"))
+            assert snapshot == [("serverStatus", "yy"), ("serverStatus", "zz")]
+        finally:
+            for client in (watcher, meanwhile, later):
+                await client.close()
