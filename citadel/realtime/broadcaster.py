@@ -181,7 +181,14 @@ class SnapshotCache:
         self._status.pop(server_id, None)
 
     def advance(self, event: ServerStatusEvent) -> bool:
-        """Record a status; False when it repeats the last one (same seq and status)."""
+        """Record a status; False when it repeats the last one (same seq and status).
+
+        A server that is not ``running`` has no current ``metrics``: the last sample of a run
+        that ended (cpu, players, uptime) is dropped, so a dashboard connecting to a stopped,
+        crashed or restarting server is not greeted with the old run's figures.
+        """
+        if event.status != "running":
+            self._latest.get(event.server_id, {}).pop("metrics", None)
         last = self._status.get(event.server_id)
         if last is not None:
             seq, status = last

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import anyio
+import msgspec
 import pytest
 
 from actors import Backoff, ChildSpec, ReportBus, ReportKind, open_actor, open_supervisor
 from citadel.messages import (
+    MetricsEvent,
     NotificationEvent,
     ServerRemovedEvent,
     ServerStatus,
@@ -76,6 +78,40 @@ def test_the_cache_passes_each_transition_once() -> None:
     assert cache.advance(status("b", 0, "stopped"))
     cache.forget("a")
     assert cache.advance(status("a", 0, "stopped"))
+
+
+def test_a_server_that_stops_running_leaves_no_metrics_in_the_snapshot() -> None:
+    cache = SnapshotCache()
+
+    def kinds() -> list[tuple[str, str | None]]:
+        return [(o.name, o.server_id) for o in cache.snapshot(ADMIN)]
+
+    def remember(event: ServerStatusEvent | MetricsEvent) -> None:
+        if isinstance(event, ServerStatusEvent):
+            assert cache.advance(event)
+        cache.remember(to_outgoing(event))
+
+    sample = MetricsEvent(
+        server_id="a", cpu=12.0, ram=3.0, players=4, fps=50.0, timestamp=TS, ram_bytes=1,
+        uptime=65.5,
+    )  # fmt: skip
+    remember(status("a", 1, "running"))
+    remember(sample)
+    remember(status("b", 1, "running"))
+    remember(msgspec.structs.replace(sample, server_id="b"))
+    assert kinds() == [
+        ("serverStatus", "a"),
+        ("metrics", "a"),
+        ("serverStatus", "b"),
+        ("metrics", "b"),
+    ]
+    ended: tuple[ServerStatus, ...] = ("stopping", "stopped", "starting")
+    for seq, value in enumerate(ended, start=2):
+        remember(status("a", seq, value))
+        assert kinds() == [("serverStatus", "a"), ("serverStatus", "b"), ("metrics", "b")]
+    remember(sample)  # the new run's first sample (it may come while starting)
+    remember(status("a", 5, "running"))
+    assert ("metrics", "a") in kinds()
 
 
 async def test_who_a_socket_is_comes_from_its_verified_token_not_from_what_it_sent() -> None:
