@@ -1,6 +1,9 @@
-"""Game-server processes: OS process control, identity and adoption, and (later) the actors.
+"""Game servers: OS process control, identity and adoption, and the per-server actors.
 
-``process_control`` spawns, watches, stops and samples server processes; ``identity`` names a
-process by pid, create time and command line so it can be re-adopted after a Citadel restart.
-Linux specifics live in ``_posix``.
+The OS layer, one concept a module (the actors decide *when*; these do the OS work):
+``output`` splits console output into bounded lines; ``handles`` watches a spawned or adopted
+process through a pidfd; ``spawn`` starts a server, or adopts one by its ``identity`` (pid,
+create time and command line, so it can be re-adopted after a Citadel restart); ``ladder``
+stops it step by step and ``cleanup`` leaves no descendant behind; ``sampler`` measures its CPU
+and RAM from a shared ``/proc`` table. Linux specifics live in ``_posix``.
 """

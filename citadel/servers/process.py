@@ -10,7 +10,7 @@ State machine (DESIGN §2)::
 * It is the only writer of `ServerState`; every published ``serverStatus`` carries a new
   ``seq`` (one more than the last, also when the status repeats, e.g. ``crashed`` again after a
   failed restart). Transitions also raise a ``notification``.
-* Exit detection is event-driven (a pidfd, through `process_control`). An exit Citadel did
+* Exit detection is event-driven (a pidfd, through `handles`). An exit Citadel did
   not ask for is a crash; so is a start that never became ready within ``start_timeout`` and a
   running server judged hung by `policy.hang_verdict` (it is killed first).
 * Automatic restarts wait a jittered exponential backoff (``restart_backoff_base`` doubling to
@@ -21,7 +21,7 @@ State machine (DESIGN §2)::
   that cannot be spawned is reported ``crashed`` with the OS error and not retried (the
   operator is there to read it). An operator's stop beats a pending restart; an operator's
   start is always accepted and resets the budget.
-* Stopping runs the ladder of `process_control.stop_ladder` in the background (the actor keeps
+* Stopping runs the ladder of `ladder.stop_ladder` in the background (the actor keeps
   answering): RCON ``#shutdown`` when connected, SIGTERM to the group, SIGKILL, then no
   descendant may survive. The ``serverStatus`` says which step ended it.
 * The process handle lives in `ServerRuntime`, not in the actor: if this actor crashes, its
@@ -73,7 +73,9 @@ from citadel.messages import (
     utc_timestamp,
 )
 from citadel.messages.rest import ServerStatusView
-from citadel.servers import process_control
+from citadel.servers.cleanup import CLEANUP_TIMEOUT, ProcessesSurvived, ensure_no_descendants
+from citadel.servers.handles import ExitStatus, ManagedProcess
+from citadel.servers.ladder import StopOutcome, kill_group, stop_ladder
 from citadel.servers.messages import (
     Accepted,
     FatalStartError,
@@ -93,7 +95,6 @@ from citadel.servers.policy import (
     hang_verdict,
     restart_backoff,
 )
-from citadel.servers.process_control import ExitStatus, ManagedProcess, StopOutcome
 from citadel.servers.runtime import (
     LOGS,
     PROCESS,
@@ -103,6 +104,7 @@ from citadel.servers.runtime import (
     ServerRuntime,
     ServerSnapshot,
 )
+from citadel.servers.spawn import adopt, spawn
 
 log = logging.getLogger("citadel.process")
 
@@ -120,7 +122,7 @@ ADOPT_RPT_SLACK: Final = timedelta(seconds=2)
 #: How much of an RPT is read for the ready line (it comes early; the file may be huge).
 READY_SCAN_BYTES: Final = 16 * 1024 * 1024
 NOTIFICATION_TYPE: Final = "server.lifecycle"
-#: Random bytes of a run's marker (``CITADEL_RUN_ID``, see `process_control.spawn`).
+#: Random bytes of a run's marker (``CITADEL_RUN_ID``, see `spawn.spawn`).
 MARKER_BYTES: Final = 16
 # -----------------------------------------------------------------------------------------------
 
@@ -307,7 +309,7 @@ class ProcessActor(Actor[Any]):
                 self._transition("stopped", reason="not started", bump=False)
             return
         run = record.run
-        adopted = None if run is None else process_control.adopt(run.identity, run.marker)
+        adopted = None if run is None else adopt(run.identity, run.marker)
         ready = record.ready
         if run is not None and adopted is not None and not ready and record.status != "stopping":
             # Citadel may have died between the game's "Player connect enabled" and the
@@ -463,7 +465,7 @@ class ProcessActor(Actor[Any]):
                     lambda: write_beserver_cfg(profile, rcon.password, rcon.port, rcon.host)
                 )
             env = {**os.environ, **cfg.env} if cfg.env else None
-            process = await process_control.spawn(
+            process = await spawn(
                 argv,
                 cwd=runtime.install_dir,
                 env=env,
@@ -662,7 +664,7 @@ class ProcessActor(Actor[Any]):
         self._system("error", f"{detail}; killing the process group")
         memory.process.send_signal(signal.SIGKILL)
         if memory.process.pgid is not None:
-            process_control.kill_group(memory.process.pgid)
+            kill_group(memory.process.pgid)
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -680,7 +682,7 @@ class ProcessActor(Actor[Any]):
             self.memory.graceful_skipped = (
                 "RCON is not configured" if cfg.rcon is None else "RCON is not connected"
             )
-        return await process_control.stop_ladder(
+        return await stop_ladder(
             process,
             graceful=graceful,
             stop_timeout=cfg.stop_timeout,
@@ -773,13 +775,13 @@ class ProcessActor(Actor[Any]):
             # A crashed server may leave children behind (still in its process group, or
             # descendants of members, or marked escapees): none may survive it.
             try:
-                killed = await process_control.ensure_no_descendants(
+                killed = await ensure_no_descendants(
                     process.identity,
                     process.pgid,
-                    process_control.CLEANUP_TIMEOUT,
+                    CLEANUP_TIMEOUT,
                     marker=process.marker,
                 )
-            except process_control.ProcessesSurvived as error:
+            except ProcessesSurvived as error:
                 self._system("error", f"processes survived SIGKILL: {error.survivors}")
             else:
                 if killed:
@@ -965,7 +967,7 @@ def _prepare_dirs(profile: Path, started_wall: float, incarnation: int) -> Path:
 def spec(runtime: ServerRuntime, runs: RunStore) -> ChildSpec:
     """The child spec of a server's process actor."""
     cfg = runtime.config
-    ladder = cfg.stop_timeout + 2 * cfg.kill_timeout + process_control.CLEANUP_TIMEOUT
+    ladder = cfg.stop_timeout + 2 * cfg.kill_timeout + CLEANUP_TIMEOUT
     return ChildSpec(
         PROCESS,
         start=lambda: ProcessActor(runtime, runs),
