@@ -6,4 +6,12 @@ process through a pidfd; ``spawn`` starts a server, or adopts one by its ``ident
 create time and command line, so it can be re-adopted after a Citadel restart); ``ladder``
 stops it step by step and ``cleanup`` leaves no descendant behind; ``sampler`` measures its CPU
 and RAM from a shared ``/proc`` table. Linux specifics live in ``_posix``.
+
+The actors of one server (``process``, ``logs``, ``rcon``, ``metrics``, ``map``) share a
+``runtime``; the ``fleet`` supervises them. The ``process`` actor is the lifecycle state
+machine; its collaborators are ``process_status`` (state changes and what they publish),
+``process_restarts`` (automatic-restart budget and timer), ``process_run`` (watching, timing,
+stopping and cleaning up the current run), ``process_memory`` (what survives the actor's
+crashes) and ``run_files``; its decisions are pure functions in ``policy``, its records go
+through ``persistence``.
 """
