@@ -1,9 +1,9 @@
 """Linux specifics for game-server processes: pidfds, process groups, ``/proc`` scans.
 
-Everything here is synchronous and cheap; the async layer (``process_control``) waits on the
-file descriptors these functions hand out. Nothing here finds a process by name: processes are
-addressed by pid, and a pid is only signalled through a pidfd opened *before* its identity was
-checked, so a recycled pid cannot be hit by mistake.
+Everything here is synchronous and cheap; the async layer (``handles``, ``spawn``, ``cleanup``,
+``ladder``, ``sampler``) waits on the file descriptors these functions hand out. Nothing here
+finds a process by name: processes are addressed by pid, and a pid is only signalled through a
+pidfd opened *before* its identity was checked, so a recycled pid cannot be hit by mistake.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from citadel.messages.rest import ServerStatusView, ServerView
 from citadel.servers import logs, map, metrics, process, rcon
 from citadel.servers.messages import Accepted, GetStatus, RestartServer, StartServer, StopServer
 from citadel.servers.persistence import RunStore, StoreRunStore
-from citadel.servers.process import release_memory
+from citadel.servers.process_memory import release_memory
 from citadel.servers.runtime import PROCESS, ServerRuntime
 
 log = logging.getLogger("citadel.fleet")

@@ -3,7 +3,7 @@
 A pid alone is a number the kernel hands out again; pid, create time and command line together
 name one process for its whole life. ``ProcessIdentity`` is a frozen msgspec Struct, so the app
 stores it (SQLite, JSON) when it starts a server and, after a Citadel restart, ``adopt``
-(in ``process_control``) re-attaches only to a process that still matches all three.
+(in ``spawn``) re-attaches only to a process that still matches all three.
 
 Create times come from psutil: boot-relative start ticks plus the boot time in ``/proc/stat``.
 The boot time is recomputed from the wall clock by the kernel and may wobble by a second, so two

@@ -26,8 +26,8 @@ import msgspec
 
 from actors import Actor, ChildSpec, Restart
 from citadel.messages import MetricsEvent, utc_timestamp
-from citadel.servers.process_control import GroupSample, ProcessGroupSampler, ProcessTable
 from citadel.servers.runtime import METRICS, RunInfo, ServerRuntime, ServerSnapshot
+from citadel.servers.sampler import GroupSample, ProcessGroupSampler, ProcessTable
 
 __all__ = [
     "MetricsActor",

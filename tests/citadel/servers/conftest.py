@@ -13,7 +13,7 @@ import pytest
 
 from citadel.servers import _posix
 from citadel.servers.identity import ProcessIdentity, read_identity, same_start
-from citadel.servers.process_control import OutputLine
+from citadel.servers.output import OutputLine
 
 
 def alive(identity: ProcessIdentity) -> bool:

@@ -11,6 +11,7 @@ import anyio
 import msgspec
 import pytest
 
+from citadel.servers.handles import ADOPTED_EXIT_NOTE, ExitStatus
 from citadel.servers.identity import (
     ProcessIdentity,
     matches,
@@ -18,12 +19,8 @@ from citadel.servers.identity import (
     same_process,
     same_start,
 )
-from citadel.servers.process_control import (
-    ADOPTED_EXIT_NOTE,
-    ExitStatus,
-    adopt,
-    stop_ladder,
-)
+from citadel.servers.ladder import stop_ladder
+from citadel.servers.spawn import adopt
 from tests.citadel.servers.conftest import Reaper, alive
 
 pytestmark = pytest.mark.anyio

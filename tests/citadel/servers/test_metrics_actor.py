@@ -23,8 +23,8 @@ from citadel.config import ServerConfig
 from citadel.messages import Event, MetricsEvent, Player
 from citadel.servers.identity import read_identity
 from citadel.servers.metrics import MetricsActor, build_metrics_event, should_sample, spec
-from citadel.servers.process_control import GroupSample, ProcessGroupSampler, ProcessTable
 from citadel.servers.runtime import RunInfo, ServerRuntime, ServerSnapshot
+from citadel.servers.sampler import GroupSample, ProcessGroupSampler, ProcessTable
 from tests.citadel.servers.conftest import Reaper
 from tests.dayzsim._harness import BASE_ENV
 

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from citadel.servers import _posix
-from citadel.servers.process_control import ExitStatus, LineSplitter, OutputLine
+from citadel.servers.handles import ExitStatus
+from citadel.servers.output import LineSplitter, OutputLine
 
 
 def test_lines_split_on_newline_and_strip_carriage_return() -> None:

@@ -33,7 +33,8 @@ from citadel.messages import Event, NotificationEvent, ServerStatusEvent
 from citadel.servers.identity import ProcessIdentity
 from citadel.servers.messages import GetStatus, Notice, Ready, StartServer, StopServer
 from citadel.servers.persistence import MemoryRunStore
-from citadel.servers.process import ProcessActor, ProcessMemory, release_memory
+from citadel.servers.process import ProcessActor
+from citadel.servers.process_memory import ProcessMemory, release_memory
 from citadel.servers.runtime import LifecycleRecord, RunInfo, ServerRuntime
 from tests._virtual_time import VirtualTimeEventLoop
 

@@ -9,16 +9,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from citadel.servers.cleanup import ensure_no_descendants
+from citadel.servers.handles import ExitStatus
 from citadel.servers.identity import ProcessIdentity
-from citadel.servers.process_control import (
-    ExitStatus,
-    ProcessGroupSampler,
-    ProcessTable,
-    ensure_no_descendants,
-    open_game_process,
-    spawn,
-    stop_ladder,
-)
+from citadel.servers.ladder import stop_ladder
+from citadel.servers.sampler import ProcessGroupSampler, ProcessTable
+from citadel.servers.spawn import open_game_process, spawn
 from tests.citadel.servers.conftest import Collector, Reaper, alive, python
 
 pytestmark = pytest.mark.anyio
