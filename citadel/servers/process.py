@@ -32,7 +32,10 @@ file, RPT). The decisions are pure functions in `policy`.
   Citadel continues the ``seq`` where it stopped, adopts the runs still alive and resumes them
   as they were (`policy.adoption_plan`: ``starting`` keeps what is left of its start timeout,
   unless the run's RPT shows it became ready meanwhile), and reports the ones that died
-  meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``). Its first
+  meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``), after
+  killing whatever still carries the dead run's marker; it schedules none while a process of
+  the dead run may still live (``_clear_dead_run``). A run recognised by its marker after an
+  ``exec`` has its stored command line refreshed at adoption and when it becomes ready. Its first
   ``serverStatus`` of a server repeats the persisted ``seq`` when the status is unchanged
   (what the old Citadel last published), else it is a transition (+1).
 * The server's stdout and stderr go to a console file per start (tailed by the logs actor), not
@@ -54,8 +57,10 @@ import msgspec
 
 from actors import Actor, ChildSpec, ExitKind, Restart
 from citadel.games.dayz.beconfig import write_beserver_cfg
+from citadel.servers import cleanup
 from citadel.servers.cleanup import CLEANUP_TIMEOUT
 from citadel.servers.handles import ExitStatus, ManagedProcess
+from citadel.servers.identity import MARKER_ENV, read_identity, same_start
 from citadel.servers.ladder import StopOutcome
 from citadel.servers.messages import (
     Accepted,
@@ -177,6 +182,8 @@ class ProcessActor(Actor[Any]):
             return
         run = record.run
         adopted = None if run is None else adopt(run.identity, run.marker)
+        # A recorded run that is not adopted is dead: nothing of it may outlive it.
+        blocked = None if run is None or adopted is not None else await self._clear_dead_run(run)
         ready = record.ready
         if run is not None and adopted is not None and not ready and record.status != "stopping":
             # Citadel may have died between the game's "Player connect enabled" and the
@@ -194,20 +201,22 @@ class ProcessActor(Actor[Any]):
             self._adopt(adopted, record, run, ready=ready)
             return
         if run is not None or record.status in ("starting", "running", "stopping"):
+            blocked_note = "" if blocked is None else f"; {blocked}"
             if record.status == "stopping":
                 self._status.transition(
                     "stopped",
-                    reason="the server exited while Citadel was not running (it was stopping)",
+                    reason="the server exited while Citadel was not running (it was stopping)"
+                    + blocked_note,
                     ready=False,
                     notify=("info", "Server stopped"),
                 )
                 return
             self._status.transition(
                 "crashed",
-                reason="the server exited while Citadel was not running",
+                reason=f"the server exited while Citadel was not running{blocked_note}",
                 ready=False,
                 notify=("error", "Server exited while Citadel was down"),
-                plan_restart=cfg.auto_restart,
+                plan_restart=cfg.auto_restart and blocked is None,
             )
             return
         if cfg.auto_start or (record.restart_pending and cfg.auto_restart):
@@ -217,6 +226,45 @@ class ProcessActor(Actor[Any]):
         self._status.transition(
             record.status, reason=f"{record.status} before Citadel restarted", bump=False
         )
+
+    async def _clear_dead_run(self, run: RunInfo) -> str | None:
+        """Kill what is left of a recorded run found dead; why no new run may start, if so.
+
+        The run's processes are found by its marker (``CITADEL_RUN_ID``): a wrapper shell that
+        died while the game it started lives on, a daemon it left behind. Only the marker is
+        trusted here, not the process group: the group leader is gone, and its id may since
+        belong to a stranger. A new run must never start beside a live process of the old one
+        (the same ports: RCON and players would be answered by the wrong process), so this
+        returns a reason when one may still live: processes that survived SIGKILL, or a process
+        with the run's pid and start time that cannot be recognised (it ``exec``-ed with a
+        cleared environment; see ``identity``), which is neither adopted nor killed.
+        """
+        current = read_identity(run.pid)
+        if current is not None and same_start(run.identity, current):
+            return (
+                f"pid {run.pid}, started with the recorded run, still runs but cannot be "
+                f"recognised as this server (its command line changed and it carries no "
+                f"{MARKER_ENV}); not starting a second copy: stop it, then start the server"
+            )
+        if run.marker is None:
+            return None
+        try:
+            killed = await cleanup.ensure_no_descendants(
+                run.identity, None, CLEANUP_TIMEOUT, marker=run.marker
+            )
+        except cleanup.ProcessesSurvived as error:
+            self._status.system("error", f"processes survived SIGKILL: {error.survivors}")
+            return (
+                f"processes of that run survived SIGKILL {list(error.survivors)}; "
+                "not starting a second copy"
+            )
+        if killed:
+            self._status.system(
+                "warn",
+                f"killed {len(killed)} leftover process(es) of the run that ended while "
+                f"Citadel was not running: {killed}",
+            )
+        return None
 
     async def on_stop(self, kind: ExitKind) -> None:
         # Stopping this actor never stops the game: the actor may be stopped because its
@@ -394,7 +442,13 @@ class ProcessActor(Actor[Any]):
         memory.incarnation += 1
         memory.process = process
         now = memory.spawned_at = anyio.current_time()
-        run = msgspec.structs.replace(previous, incarnation=memory.incarnation, adopted=True)
+        # Recognised perhaps by its marker after an exec: store what runs now (`identity`).
+        run = msgspec.structs.replace(
+            previous,
+            incarnation=memory.incarnation,
+            adopted=True,
+            identity=process.refresh_identity(),
+        )
         adopted = f"adopted the server (pid {process.pid}) after a Citadel restart"
         # The same status as recorded is no transition: the seq is repeated, not bumped.
         bump = plan.status != record.status
@@ -437,8 +491,22 @@ class ProcessActor(Actor[Any]):
             return
         self.memory.ready_at = anyio.current_time()
         self._status.transition(
-            "running", reason="accepting players", ready=True, notify=("success", "Server running")
+            "running",
+            reason="accepting players",
+            ready=True,
+            notify=("success", "Server running"),
+            run=self._settled_run(),
         )
+
+    def _settled_run(self) -> RunInfo | None:
+        """The current run, its identity re-read now that a wrapper's ``exec`` is long done."""
+        run, process = self.runtime.state.current.run, self.memory.process
+        if run is None or process is None:
+            return run
+        identity = process.refresh_identity()
+        if identity == run.identity:
+            return run
+        return msgspec.structs.replace(run, identity=identity)
 
     def _on_fatal(self, incarnation: int, text: str) -> None:
         if incarnation == self.memory.incarnation:

@@ -30,7 +30,7 @@ from trio.testing import MockClock
 from actors import Address, Registry, open_actor
 from citadel.config import RconConfig, ServerConfig
 from citadel.messages import Event, NotificationEvent, ServerStatusEvent
-from citadel.servers.identity import ProcessIdentity
+from citadel.servers.identity import ProcessIdentity, read_identity
 from citadel.servers.messages import GetStatus, Notice, Ready, StartServer, StopServer
 from citadel.servers.persistence import MemoryRunStore
 from citadel.servers.process import ProcessActor
@@ -221,6 +221,36 @@ async def test_found_dead_at_start_is_crashed_with_the_scheduled_restart(tmp_pat
     # The restart did come (and failed here, the executable being missing: counted again).
     assert server.time_of(retried) - server.time_of(found) == pytest.approx(5.0, abs=0.01)
     assert retried.restart_in == 10.0
+
+
+async def test_a_live_process_that_cannot_be_recognised_blocks_a_second_copy(
+    tmp_path: Path,
+) -> None:
+    # The recorded pid and start are a live process (this one) whose command line is not the
+    # recorded one and whose environment has no marker: most likely the server, exec'd with a
+    # cleared environment. Citadel neither adopts nor kills it, and starts no second copy.
+    me = read_identity(os.getpid())
+    assert me is not None
+    identity = ProcessIdentity(me.pid, me.create_time, ("/bin/sh", "DayZServer"))
+    run = RunInfo(
+        incarnation=3,
+        identity=identity,
+        started_at=me.create_time,
+        profile_dir=str(tmp_path),
+        marker="0123abcd",
+    )
+    runs = MemoryRunStore()
+    runs.records["alpha"] = LifecycleRecord(seq=7, status="running", ready=True, run=run)
+    server = Server(tmp_path, runs)
+    async with server.running():
+        with anyio.fail_after(60):
+            found = await server.wait_status(lambda e: True)
+        await anyio.sleep(3600)  # virtual time: no automatic restart comes
+    assert (found.status, found.seq) == ("crashed", 8)
+    assert found.restart_in is None
+    assert f"pid {me.pid}, started with the recorded run, still runs" in (found.reason or "")
+    assert "not starting a second copy" in (found.reason or "")
+    assert server.statuses() == [found]
 
 
 async def test_seq_and_status_continue_from_the_record(tmp_path: Path) -> None:
