@@ -75,7 +75,14 @@ from citadel.servers.persistence import Outbox, RunStore
 from citadel.servers.policy import adoption_plan
 from citadel.servers.process_memory import ProcessMemory
 from citadel.servers.process_restarts import RestartDue, RestartPlanner
-from citadel.servers.process_run import Exited, HangCheck, RunControl, StartTimedOut, Stopped
+from citadel.servers.process_run import (
+    Exited,
+    HangCheck,
+    RconPortHeld,
+    RunControl,
+    StartTimedOut,
+    Stopped,
+)
 from citadel.servers.process_status import StatusPublisher
 from citadel.servers.run_files import prepare_console, resolve_argv, rpt_shows_ready
 from citadel.servers.runtime import PROCESS, LifecycleRecord, RunInfo, ServerRuntime
@@ -299,6 +306,8 @@ class ProcessActor(Actor[Any]):
                 await self._on_start_timeout(incarnation)
             case HangCheck():
                 self._run.check_hang()
+            case RconPortHeld(incarnation=incarnation, reason=reason):
+                self._on_rcon_port_held(incarnation, reason)
             case _:
                 log.warning("%s: process actor ignored %r", self.runtime.id, message)
         return None
@@ -471,6 +480,7 @@ class ProcessActor(Actor[Any]):
                 notify=("info", "Server adopted"),
                 bump=bump,
             )
+            self._run.check_rcon_port(memory.incarnation)
         else:
             memory.start_deadline = now + plan.start_timeout_left
             left = memory.start_deadline - now  # what the armed timer will wait
@@ -497,6 +507,17 @@ class ProcessActor(Actor[Any]):
             notify=("success", "Server running"),
             run=self._settled_run(),
         )
+        self._run.check_rcon_port(incarnation)
+
+    def _on_rcon_port_held(self, incarnation: int, reason: str) -> None:
+        if incarnation != self.memory.incarnation or self.runtime.state.current.exited:
+            return
+        message = (
+            f"{reason}: RCON answers (players, commands) may come from that process, and a "
+            "stop will not send it #shutdown"
+        )
+        self._status.system("warn", message)
+        self._status.notify("warning", "RCON port held by another process", message)
 
     def _settled_run(self) -> RunInfo | None:
         """The current run, its identity re-read now that a wrapper's ``exec`` is long done."""
