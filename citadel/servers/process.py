@@ -34,7 +34,7 @@ file, RPT). The decisions are pure functions in `policy`.
   unless the run's RPT shows it became ready meanwhile), and reports the ones that died
   meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``), after
   killing whatever still carries the dead run's marker; it schedules none while a process of
-  the dead run may still live (``_clear_dead_run``). A run recognised by its marker after an
+  the dead run may still live (`RunControl.clear_dead_run`). A run recognised by its marker after an
   ``exec`` has its stored command line refreshed at adoption and when it becomes ready. Its first
   ``serverStatus`` of a server repeats the persisted ``seq`` when the status is unchanged
   (what the old Citadel last published), else it is a transition (+1).
@@ -57,10 +57,8 @@ import msgspec
 
 from actors import Actor, ChildSpec, ExitKind, Restart
 from citadel.games.dayz.beconfig import write_beserver_cfg
-from citadel.servers import cleanup
 from citadel.servers.cleanup import CLEANUP_TIMEOUT
 from citadel.servers.handles import ExitStatus, ManagedProcess
-from citadel.servers.identity import MARKER_ENV, read_identity, same_start
 from citadel.servers.ladder import StopOutcome
 from citadel.servers.messages import (
     Accepted,
@@ -190,7 +188,9 @@ class ProcessActor(Actor[Any]):
         run = record.run
         adopted = None if run is None else adopt(run.identity, run.marker)
         # A recorded run that is not adopted is dead: nothing of it may outlive it.
-        blocked = None if run is None or adopted is not None else await self._clear_dead_run(run)
+        blocked = (
+            None if run is None or adopted is not None else await self._run.clear_dead_run(run)
+        )
         ready = record.ready
         if run is not None and adopted is not None and not ready and record.status != "stopping":
             # Citadel may have died between the game's "Player connect enabled" and the
@@ -233,45 +233,6 @@ class ProcessActor(Actor[Any]):
         self._status.transition(
             record.status, reason=f"{record.status} before Citadel restarted", bump=False
         )
-
-    async def _clear_dead_run(self, run: RunInfo) -> str | None:
-        """Kill what is left of a recorded run found dead; why no new run may start, if so.
-
-        The run's processes are found by its marker (``CITADEL_RUN_ID``): a wrapper shell that
-        died while the game it started lives on, a daemon it left behind. Only the marker is
-        trusted here, not the process group: the group leader is gone, and its id may since
-        belong to a stranger. A new run must never start beside a live process of the old one
-        (the same ports: RCON and players would be answered by the wrong process), so this
-        returns a reason when one may still live: processes that survived SIGKILL, or a process
-        with the run's pid and start time that cannot be recognised (it ``exec``-ed with a
-        cleared environment; see ``identity``), which is neither adopted nor killed.
-        """
-        current = read_identity(run.pid)
-        if current is not None and same_start(run.identity, current):
-            return (
-                f"pid {run.pid}, started with the recorded run, still runs but cannot be "
-                f"recognised as this server (its command line changed and it carries no "
-                f"{MARKER_ENV}); not starting a second copy: stop it, then start the server"
-            )
-        if run.marker is None:
-            return None
-        try:
-            killed = await cleanup.ensure_no_descendants(
-                run.identity, None, CLEANUP_TIMEOUT, marker=run.marker
-            )
-        except cleanup.ProcessesSurvived as error:
-            self._status.system("error", f"processes survived SIGKILL: {error.survivors}")
-            return (
-                f"processes of that run survived SIGKILL {list(error.survivors)}; "
-                "not starting a second copy"
-            )
-        if killed:
-            self._status.system(
-                "warn",
-                f"killed {len(killed)} leftover process(es) of the run that ended while "
-                f"Citadel was not running: {killed}",
-            )
-        return None
 
     async def on_stop(self, kind: ExitKind) -> None:
         # Stopping this actor never stops the game: the actor may be stopped because its

@@ -8,7 +8,8 @@ Stopping runs `ladder.stop_ladder` in the background (the actor keeps answering)
 ``#shutdown`` when connected, SIGTERM to the group, SIGKILL, then no descendant may survive;
 ``Stopped`` says which step ended it. ``check_hang`` applies the hang rule
 (`policy.hang_verdict`): a hung server is killed, and its exit is then reported as a crash.
-Once a run has ended, ``process_gone`` kills whatever it left behind (`cleanup`).
+Once a run has ended, ``process_gone`` kills whatever it left behind (`cleanup`);
+``clear_dead_run`` does the same for a run that ended while Citadel was not running.
 
 The RCON port is checked once a run is ready (or adopted) and again before a stop: if the UDP
 port is bound, but by no process of this run (`port_held_by_others`), RCON is being answered
@@ -28,6 +29,7 @@ import msgspec
 
 from citadel.servers import _posix, cleanup, ladder
 from citadel.servers.handles import ExitStatus, ManagedProcess
+from citadel.servers.identity import MARKER_ENV, read_identity, same_start
 from citadel.servers.ladder import StopOutcome
 from citadel.servers.messages import RconCommand, Ready
 from citadel.servers.policy import hang_verdict
@@ -280,6 +282,45 @@ class RunControl:
                 if killed:
                     self._status.system("warn", f"killed {len(killed)} leftover process(es)")
         await self._close_process()
+
+    async def clear_dead_run(self, run: RunInfo) -> str | None:
+        """Kill what is left of a recorded run found dead; why no new run may start, if so.
+
+        The run's processes are found by its marker (``CITADEL_RUN_ID``): a wrapper shell that
+        died while the game it started lives on, a daemon it left behind. Only the marker is
+        trusted here, not the process group: the group leader is gone, and its id may since
+        belong to a stranger. A new run must never start beside a live process of the old one
+        (the same ports: RCON and players would be answered by the wrong process), so this
+        returns a reason when one may still live: processes that survived SIGKILL, or a process
+        with the run's pid and start time that cannot be recognised (it ``exec``-ed with a
+        cleared environment; see ``identity``), which is neither adopted nor killed.
+        """
+        current = read_identity(run.pid)
+        if current is not None and same_start(run.identity, current):
+            return (
+                f"pid {run.pid}, started with the recorded run, still runs but cannot be "
+                f"recognised as this server (its command line changed and it carries no "
+                f"{MARKER_ENV}); not starting a second copy: stop it, then start the server"
+            )
+        if run.marker is None:
+            return None
+        try:
+            killed = await cleanup.ensure_no_descendants(
+                run.identity, None, cleanup.CLEANUP_TIMEOUT, marker=run.marker
+            )
+        except cleanup.ProcessesSurvived as error:
+            self._status.system("error", f"processes survived SIGKILL: {error.survivors}")
+            return (
+                f"processes of that run survived SIGKILL {list(error.survivors)}; "
+                "not starting a second copy"
+            )
+        if killed:
+            self._status.system(
+                "warn",
+                f"killed {len(killed)} leftover process(es) of the run that ended while "
+                f"Citadel was not running: {killed}",
+            )
+        return None
 
     async def _close_process(self) -> None:
         process, self.memory.process = self.memory.process, None
