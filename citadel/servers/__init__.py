@@ -3,9 +3,10 @@
 The OS layer, one concept a module (the actors decide *when*; these do the OS work):
 ``output`` splits console output into bounded lines; ``handles`` watches a spawned or adopted
 process through a pidfd; ``spawn`` starts a server, or adopts one by its ``identity`` (pid,
-create time and command line, so it can be re-adopted after a Citadel restart); ``ladder``
-stops it step by step and ``cleanup`` leaves no descendant behind; ``sampler`` measures its CPU
-and RAM from a shared ``/proc`` table. Linux specifics live in ``_posix``.
+create time, and command line or run marker, so it can be re-adopted after a Citadel
+restart); ``ladder`` stops it step by step and ``cleanup`` leaves no descendant behind;
+``sampler`` measures its CPU and RAM from a shared ``/proc`` table. Linux specifics live in
+``_posix``.
 
 The actors of one server (``process``, ``logs``, ``rcon``, ``metrics``, ``map``) share a
 ``runtime``; the ``fleet`` supervises them. The ``process`` actor is the lifecycle state

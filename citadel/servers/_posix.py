@@ -124,6 +124,50 @@ def find_by_environ(entry: bytes) -> list[int]:
     return found
 
 
+def udp_port_inodes(port: int) -> set[int]:
+    """Inodes of the UDP sockets bound to local ``port`` (any address, IPv4 and IPv6).
+
+    Read from ``/proc/net/udp`` and ``udp6``, so only sockets in Citadel's network namespace
+    are seen. Lines are ``sl local_address rem_address st ... uid timeout inode ...`` with the
+    local port in hex after the last ``:``.
+    """
+    found: set[int] = set()
+    for table in ("udp", "udp6"):
+        try:
+            with open(f"{PROC_ROOT}/net/{table}", "rb") as sockets:
+                lines = sockets.read().splitlines()[1:]
+        except OSError:
+            continue  # no IPv6 on this host: nothing bound there
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10:
+                continue
+            try:
+                if int(fields[1].rpartition(b":")[2], 16) == port:
+                    found.add(int(fields[9]))
+            except ValueError:
+                continue
+    return found
+
+
+def socket_inodes(pid: int) -> set[int]:
+    """Inodes of the sockets process ``pid`` holds open; empty if it is gone or unreadable."""
+    found: set[int] = set()
+    try:
+        entries = os.scandir(f"{PROC_ROOT}/{pid}/fd")
+    except OSError:
+        return found
+    with entries:
+        for entry in entries:
+            try:
+                target = os.readlink(entry.path)
+            except OSError:
+                continue  # closed meanwhile
+            if target.startswith("socket:[") and target.endswith("]"):
+                found.add(int(target[8:-1]))
+    return found
+
+
 def _parse_stat(data: bytes) -> StatEntry | None:
     # The command name (field 2) is in parentheses and may itself contain spaces and ')'; the
     # fields after the LAST ')' are fixed: state, ppid, pgrp, ...

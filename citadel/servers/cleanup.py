@@ -34,14 +34,13 @@ from citadel.servers.identity import (
     CREATE_TIME_TOLERANCE,
     ProcessIdentity,
     live_process,
+    marker_entry,
     read_identity,
     same_start,
 )
 
 # --- defaults -----------------------------------------------------------------------------------
 CLEANUP_TIMEOUT: Final = 5.0  # SIGKILL of leftovers -> gone
-#: The environment variable that marks every process of one server run (see ``spawn``).
-MARKER_ENV: Final = "CITADEL_RUN_ID"
 # ------------------------------------------------------------------------------------------------
 
 
@@ -58,13 +57,14 @@ class ProcessesSurvived(ProcessControlError):
         self.killed: tuple[int, ...] = tuple(sorted(killed))
 
 
-def snapshot_tree(root: ProcessIdentity) -> tuple[ProcessIdentity, ...]:
+def snapshot_tree(root: ProcessIdentity, marker: str | None = None) -> tuple[ProcessIdentity, ...]:
     """The root (if it still matches) and all its descendants right now, as identities.
 
     Take it *before* signalling: a killed parent's children are re-parented to init and can no
-    longer be found through the root.
+    longer be found through the root. ``marker`` (the run's) recognises a root that ``exec``-ed
+    (see ``identity``).
     """
-    process = live_process(root)
+    process = live_process(root, marker)
     if process is None:
         return ()
     found = [root]
@@ -102,13 +102,13 @@ async def ensure_no_descendants(
         ProcessesSurvived: Some process was still running after ``timeout`` seconds.
     """
     candidates: dict[int, ProcessIdentity] = {}
-    for identity in (*known, *snapshot_tree(root_identity)):
+    for identity in (*known, *snapshot_tree(root_identity, marker)):
         candidates[identity.pid] = identity
-    marker_entry = None if marker is None else f"{MARKER_ENV}={marker}".encode()
+    entry = None if marker is None else marker_entry(marker)
     marked: set[int] = set()
-    if marker_entry is not None:
+    if entry is not None:
         # A read of every /proc/<pid>/environ: milliseconds on a busy host, so off the loop.
-        marked = set(await anyio.to_thread.run_sync(_posix.find_by_environ, marker_entry))
+        marked = set(await anyio.to_thread.run_sync(_posix.find_by_environ, entry))
     table = _posix.read_stat_table()
     found: list[int] = []
     if pgid is not None:
@@ -146,9 +146,9 @@ async def ensure_no_descendants(
                 current is None
                 or not same_start(identity, current)
                 or (
-                    marker_entry is not None
+                    entry is not None
                     and identity.pid in marked_only
-                    and not _posix.environ_has(identity.pid, marker_entry)
+                    and not _posix.environ_has(identity.pid, entry)
                 )
                 or _posix.pidfd_exited(fd)
                 or not _posix.pidfd_signal(fd, signal.SIGKILL)
@@ -170,7 +170,11 @@ async def ensure_no_descendants(
     return killed
 
 
-def remember_tree(known: dict[tuple[int, float], ProcessIdentity], root: ProcessIdentity) -> None:
+def remember_tree(
+    known: dict[tuple[int, float], ProcessIdentity],
+    root: ProcessIdentity,
+    marker: str | None = None,
+) -> None:
     """Add ``root`` and its current descendants to ``known`` (see ``snapshot_tree``)."""
-    for identity in snapshot_tree(root):
+    for identity in snapshot_tree(root, marker):
         known[identity.pid, identity.create_time] = identity

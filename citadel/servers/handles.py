@@ -27,7 +27,7 @@ import msgspec
 
 from citadel.servers import _posix
 from citadel.servers.cleanup import ProcessControlError, ensure_no_descendants, remember_tree
-from citadel.servers.identity import ProcessIdentity
+from citadel.servers.identity import ProcessIdentity, read_identity, same_start
 from citadel.servers.output import LineCallback, OutputLine, OutputStatistics, Pump
 
 # --- defaults -----------------------------------------------------------------------------------
@@ -128,6 +128,28 @@ class ManagedProcess(anyio.abc.AsyncResource):
         with anyio.move_on_after(timeout):
             await self._until(self._exited)
         return self._exited.is_set()
+
+    def refresh_identity(self) -> ProcessIdentity:
+        """Re-read the live process's command line into ``identity``; return ``identity``.
+
+        For a run that has settled (ready): a wrapper that ``exec``-ed the real server was
+        recorded with its own command line, and the stored identity should name what runs now
+        (see ``identity``). The new reading is taken only if the process had not exited after
+        it was read (so it was this process: its pid cannot be recycled while it lives), still
+        has the same start, and shows a command line; otherwise nothing changes.
+        """
+        if self._closed or self.exited:
+            return self.identity
+        current = read_identity(self.pid)
+        if (
+            current is not None
+            and current.cmdline
+            and same_start(self.identity, current)
+            and not _posix.pidfd_exited(self._pidfd)
+        ):
+            # Only the command line: the recorded create time stays the run's start.
+            self.identity = msgspec.structs.replace(self.identity, cmdline=current.cmdline)
+        return self.identity
 
     def send_signal(self, sig: int) -> bool:
         """Signal the process group (or the process alone if it leads no group of its own).
@@ -321,7 +343,7 @@ async def _kill_everything(
     process: ManagedProcess, kill_timeout: float, cleanup_timeout: float
 ) -> list[int]:
     known: dict[tuple[int, float], ProcessIdentity] = {}
-    remember_tree(known, process.identity)
+    remember_tree(known, process.identity, process.marker)
     process.send_signal(signal.SIGKILL)
     await process.wait_exit(kill_timeout)
     return await ensure_no_descendants(

@@ -1,9 +1,26 @@
-"""Who a process is: pid plus create time plus command line, never the executable name.
+"""Who a process is: pid plus create time plus command line (or run marker), never a name.
 
-A pid alone is a number the kernel hands out again; pid, create time and command line together
-name one process for its whole life. ``ProcessIdentity`` is a frozen msgspec Struct, so the app
-stores it (SQLite, JSON) when it starts a server and, after a Citadel restart, ``adopt``
-(in ``spawn``) re-attaches only to a process that still matches all three.
+A pid alone is a number the kernel hands out again; pid and create time together pin one
+process for its whole life (a recycled pid has a new create time). The command line guards the
+create-time tolerance below. ``ProcessIdentity`` is a frozen msgspec Struct, so the app stores it
+(SQLite, JSON) when it starts a server and, after a Citadel restart, ``adopt`` (in ``spawn``)
+re-attaches only to a process it recognises by this rule:
+
+* pid and create time (± ``CREATE_TIME_TOLERANCE``) must match, **and**
+* the command line matches, **or** the process's environment carries this run's marker
+  (``CITADEL_RUN_ID=<marker>``, set by Citadel for every run, see ``spawn``; a different
+  marker, or none, does not count).
+
+The second branch exists because a process may ``exec`` and keep its pid and create time but
+change its command line: a ``#!/bin/sh`` wrapper ``exec``-ing the real server (as
+docs/simulator.md shows, and as real DayZ setups do) is recorded as ``/bin/sh DayZServer ...``
+at spawn and runs as ``.../DayZServer_x64 ...`` a moment later. ``exec`` keeps the environment
+unless the program replaces it, so the marker still names the run. Once a run is ready (its
+exec long done) the process actor refreshes the stored command line
+(``ManagedProcess.refresh_identity``), so even a wrapper that clears the environment is
+recognised from then on. Only a process that both execs with a cleared environment *and* loses
+its Citadel before it became ready is not recognised: the next Citadel then neither adopts it
+nor starts a second copy beside it (docs/operations.md).
 
 Create times come from psutil: boot-relative start ticks plus the boot time in ``/proc/stat``.
 The boot time is recomputed from the wall clock by the kernel and may wobble by a second, so two
@@ -18,7 +35,13 @@ from typing import Final
 import msgspec
 import psutil
 
+from citadel.servers import _posix
+
+# --- defaults -----------------------------------------------------------------------------------
 CREATE_TIME_TOLERANCE: Final = 2.0  # seconds; see the module docstring
+#: The environment variable that marks every process of one server run (see ``spawn``).
+MARKER_ENV: Final = "CITADEL_RUN_ID"
+# ------------------------------------------------------------------------------------------------
 
 
 class ProcessIdentity(msgspec.Struct, frozen=True):
@@ -29,13 +52,19 @@ class ProcessIdentity(msgspec.Struct, frozen=True):
     cmdline: tuple[str, ...]
 
 
-def same_process(expected: ProcessIdentity, actual: ProcessIdentity) -> bool:
-    """Whether two readings name the same process (pure: pid, cmdline, create time ± tolerance)."""
-    return (
-        expected.pid == actual.pid
-        and expected.cmdline == actual.cmdline
-        and abs(expected.create_time - actual.create_time) <= CREATE_TIME_TOLERANCE
-    )
+def same_process(
+    expected: ProcessIdentity, actual: ProcessIdentity, *, carries_marker: bool = False
+) -> bool:
+    """Whether two readings name the same process (pure; the rule of the module docstring).
+
+    Args:
+        expected: The recorded identity.
+        actual: The identity read now.
+        carries_marker: Whether the live process's environment holds the recorded run's
+            marker (``marker_entry``); then a changed command line is an ``exec``, not a
+            different process.
+    """
+    return same_start(expected, actual) and (expected.cmdline == actual.cmdline or carries_marker)
 
 
 def same_start(expected: ProcessIdentity, actual: ProcessIdentity) -> bool:
@@ -44,6 +73,11 @@ def same_start(expected: ProcessIdentity, actual: ProcessIdentity) -> bool:
         expected.pid == actual.pid
         and abs(expected.create_time - actual.create_time) <= CREATE_TIME_TOLERANCE
     )
+
+
+def marker_entry(marker: str) -> bytes:
+    """The environment entry (``b"CITADEL_RUN_ID=<marker>"``) that marks a run's processes."""
+    return f"{MARKER_ENV}={marker}".encode()
 
 
 def identity_of(process: psutil.Process) -> ProcessIdentity | None:
@@ -77,18 +111,30 @@ def read_identity(pid: int) -> ProcessIdentity | None:
     return identity_of(process)
 
 
-def live_process(identity: ProcessIdentity) -> psutil.Process | None:
-    """The running psutil process that ``identity`` names, or ``None`` if gone or different."""
+def live_process(identity: ProcessIdentity, marker: str | None = None) -> psutil.Process | None:
+    """The running psutil process that ``identity`` names, or ``None`` if gone or different.
+
+    ``marker`` is the run's ``CITADEL_RUN_ID``: with it, a process whose command line changed
+    (it ``exec``-ed) is still recognised by its environment (see the module docstring).
+    """
     try:
         process = psutil.Process(identity.pid)
     except psutil.Error:
         return None
     current = identity_of(process)
-    if current is None or not same_process(identity, current):
+    if current is None:
+        return None
+    # The environment is read only when the command line alone does not decide.
+    carries = (
+        marker is not None
+        and current.cmdline != identity.cmdline
+        and _posix.environ_has(identity.pid, marker_entry(marker))
+    )
+    if not same_process(identity, current, carries_marker=carries):
         return None
     return process
 
 
-def matches(identity: ProcessIdentity) -> bool:
+def matches(identity: ProcessIdentity, marker: str | None = None) -> bool:
     """Whether the process ``identity`` names is still running (pid reuse does not fool it)."""
-    return live_process(identity) is not None
+    return live_process(identity, marker) is not None

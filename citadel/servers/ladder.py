@@ -71,7 +71,7 @@ async def stop_ladder(
     before every signal so descendants that escape the group are still found.
     """
     known: dict[tuple[int, float], ProcessIdentity] = {}
-    remember_tree(known, process.identity)
+    remember_tree(known, process.identity, process.marker)
     graceful_error: str | None = None
     step: StopStep | None = "exited" if process.exited else None
 
@@ -93,12 +93,12 @@ async def stop_ladder(
         if process.exited:
             step = "graceful"
     if step is None:
-        remember_tree(known, process.identity)
+        remember_tree(known, process.identity, process.marker)
         process.send_signal(signal.SIGTERM)
         if await process.wait_exit(kill_timeout):
             step = "sigterm"
     if step is None:
-        remember_tree(known, process.identity)
+        remember_tree(known, process.identity, process.marker)
         process.send_signal(signal.SIGKILL)
         await process.wait_exit(kill_timeout)
         step = "sigkill"

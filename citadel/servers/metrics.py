@@ -149,7 +149,7 @@ class MetricsActor(Actor[object]):
 
     async def _sample_run(self, run: RunInfo) -> None:
         self._sampling = run.incarnation
-        sampler = ProcessGroupSampler(run.identity, table=self._table)
+        sampler = ProcessGroupSampler(run.identity, marker=run.marker, table=self._table)
         if self._sample(sampler) is None:  # priming; None: gone already (or not that process)
             self._vanished += 1
             self._sampling = None

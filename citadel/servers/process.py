@@ -32,7 +32,10 @@ file, RPT). The decisions are pure functions in `policy`.
   Citadel continues the ``seq`` where it stopped, adopts the runs still alive and resumes them
   as they were (`policy.adoption_plan`: ``starting`` keeps what is left of its start timeout,
   unless the run's RPT shows it became ready meanwhile), and reports the ones that died
-  meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``). Its first
+  meanwhile as ``crashed`` with the automatic restart it schedules (``restartIn``), after
+  killing whatever still carries the dead run's marker; it schedules none while a process of
+  the dead run may still live (`RunControl.clear_dead_run`). A run recognised by its marker after an
+  ``exec`` has its stored command line refreshed at adoption and when it becomes ready. Its first
   ``serverStatus`` of a server repeats the persisted ``seq`` when the status is unchanged
   (what the old Citadel last published), else it is a transition (+1).
 * The server's stdout and stderr go to a console file per start (tailed by the logs actor), not
@@ -70,7 +73,14 @@ from citadel.servers.persistence import Outbox, RunStore
 from citadel.servers.policy import adoption_plan
 from citadel.servers.process_memory import ProcessMemory
 from citadel.servers.process_restarts import RestartDue, RestartPlanner
-from citadel.servers.process_run import Exited, HangCheck, RunControl, StartTimedOut, Stopped
+from citadel.servers.process_run import (
+    Exited,
+    HangCheck,
+    RconPortHeld,
+    RunControl,
+    StartTimedOut,
+    Stopped,
+)
 from citadel.servers.process_status import StatusPublisher
 from citadel.servers.run_files import prepare_console, resolve_argv, rpt_shows_ready
 from citadel.servers.runtime import PROCESS, LifecycleRecord, RunInfo, ServerRuntime
@@ -177,6 +187,10 @@ class ProcessActor(Actor[Any]):
             return
         run = record.run
         adopted = None if run is None else adopt(run.identity, run.marker)
+        # A recorded run that is not adopted is dead: nothing of it may outlive it.
+        blocked = (
+            None if run is None or adopted is not None else await self._run.clear_dead_run(run)
+        )
         ready = record.ready
         if run is not None and adopted is not None and not ready and record.status != "stopping":
             # Citadel may have died between the game's "Player connect enabled" and the
@@ -194,20 +208,22 @@ class ProcessActor(Actor[Any]):
             self._adopt(adopted, record, run, ready=ready)
             return
         if run is not None or record.status in ("starting", "running", "stopping"):
+            blocked_note = "" if blocked is None else f"; {blocked}"
             if record.status == "stopping":
                 self._status.transition(
                     "stopped",
-                    reason="the server exited while Citadel was not running (it was stopping)",
+                    reason="the server exited while Citadel was not running (it was stopping)"
+                    + blocked_note,
                     ready=False,
                     notify=("info", "Server stopped"),
                 )
                 return
             self._status.transition(
                 "crashed",
-                reason="the server exited while Citadel was not running",
+                reason=f"the server exited while Citadel was not running{blocked_note}",
                 ready=False,
                 notify=("error", "Server exited while Citadel was down"),
-                plan_restart=cfg.auto_restart,
+                plan_restart=cfg.auto_restart and blocked is None,
             )
             return
         if cfg.auto_start or (record.restart_pending and cfg.auto_restart):
@@ -251,6 +267,8 @@ class ProcessActor(Actor[Any]):
                 await self._on_start_timeout(incarnation)
             case HangCheck():
                 self._run.check_hang()
+            case RconPortHeld(incarnation=incarnation, reason=reason):
+                self._on_rcon_port_held(incarnation, reason)
             case _:
                 log.warning("%s: process actor ignored %r", self.runtime.id, message)
         return None
@@ -394,7 +412,13 @@ class ProcessActor(Actor[Any]):
         memory.incarnation += 1
         memory.process = process
         now = memory.spawned_at = anyio.current_time()
-        run = msgspec.structs.replace(previous, incarnation=memory.incarnation, adopted=True)
+        # Recognised perhaps by its marker after an exec: store what runs now (`identity`).
+        run = msgspec.structs.replace(
+            previous,
+            incarnation=memory.incarnation,
+            adopted=True,
+            identity=process.refresh_identity(),
+        )
         adopted = f"adopted the server (pid {process.pid}) after a Citadel restart"
         # The same status as recorded is no transition: the seq is repeated, not bumped.
         bump = plan.status != record.status
@@ -417,6 +441,7 @@ class ProcessActor(Actor[Any]):
                 notify=("info", "Server adopted"),
                 bump=bump,
             )
+            self._run.check_rcon_port(memory.incarnation)
         else:
             memory.start_deadline = now + plan.start_timeout_left
             left = memory.start_deadline - now  # what the armed timer will wait
@@ -437,8 +462,33 @@ class ProcessActor(Actor[Any]):
             return
         self.memory.ready_at = anyio.current_time()
         self._status.transition(
-            "running", reason="accepting players", ready=True, notify=("success", "Server running")
+            "running",
+            reason="accepting players",
+            ready=True,
+            notify=("success", "Server running"),
+            run=self._settled_run(),
         )
+        self._run.check_rcon_port(incarnation)
+
+    def _on_rcon_port_held(self, incarnation: int, reason: str) -> None:
+        if incarnation != self.memory.incarnation or self.runtime.state.current.exited:
+            return
+        message = (
+            f"{reason}: RCON answers (players, commands) may come from that process, and a "
+            "stop will not send it #shutdown"
+        )
+        self._status.system("warn", message)
+        self._status.notify("warning", "RCON port held by another process", message)
+
+    def _settled_run(self) -> RunInfo | None:
+        """The current run, its identity re-read now that a wrapper's ``exec`` is long done."""
+        run, process = self.runtime.state.current.run, self.memory.process
+        if run is None or process is None:
+            return run
+        identity = process.refresh_identity()
+        if identity == run.identity:
+            return run
+        return msgspec.structs.replace(run, identity=identity)
 
     def _on_fatal(self, incarnation: int, text: str) -> None:
         if incarnation == self.memory.incarnation:

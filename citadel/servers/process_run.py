@@ -8,7 +8,14 @@ Stopping runs `ladder.stop_ladder` in the background (the actor keeps answering)
 ``#shutdown`` when connected, SIGTERM to the group, SIGKILL, then no descendant may survive;
 ``Stopped`` says which step ended it. ``check_hang`` applies the hang rule
 (`policy.hang_verdict`): a hung server is killed, and its exit is then reported as a crash.
-Once a run has ended, ``process_gone`` kills whatever it left behind (`cleanup`).
+Once a run has ended, ``process_gone`` kills whatever it left behind (`cleanup`);
+``clear_dead_run`` does the same for a run that ended while Citadel was not running.
+
+The RCON port is checked once a run is ready (or adopted) and again before a stop: if the UDP
+port is bound, but by no process of this run (`port_held_by_others`), RCON is being answered
+by someone else - a leftover of an earlier run, or another server configured with the same
+port. ``RconPortHeld`` tells the actor, which warns; the stop ladder then skips RCON
+``#shutdown``, which would stop that other process instead of ours.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from typing import Final
 import anyio
 import msgspec
 
-from citadel.servers import cleanup, ladder
+from citadel.servers import _posix, cleanup, ladder
 from citadel.servers.handles import ExitStatus, ManagedProcess
+from citadel.servers.identity import MARKER_ENV, read_identity, same_start
 from citadel.servers.ladder import StopOutcome
 from citadel.servers.messages import RconCommand, Ready
 from citadel.servers.policy import hang_verdict
@@ -29,6 +37,7 @@ from citadel.servers.process_memory import ProcessMemory
 from citadel.servers.process_status import StatusPublisher
 from citadel.servers.run_files import rpt_shows_ready
 from citadel.servers.runtime import RCON, RunInfo, ServerRuntime
+from citadel.servers.sampler import ProcessTable
 
 # --- defaults --------------------------------------------------------------------------------
 HANG_CHECK_FRACTION: Final = 0.25  # check for a hang every quarter of hang_timeout
@@ -64,6 +73,27 @@ class StartTimedOut(msgspec.Struct, frozen=True):
 
 class HangCheck(msgspec.Struct, frozen=True):
     """Time to apply the hang rule."""
+
+
+class RconPortHeld(msgspec.Struct, frozen=True):
+    """Run ``incarnation``'s RCON port is bound by a process that is not the run's."""
+
+    incarnation: int
+    reason: str
+
+
+def port_held_by_others(pid: int, port: int) -> bool:
+    """Whether UDP ``port`` is bound, but by no process of the server ``pid`` (blocking).
+
+    The server's processes are ``pid`` and its group, session and descendants
+    (`ProcessTable.members`). A port nobody has bound is not held by others: the server may
+    not have opened it yet, or RCON is on another host.
+    """
+    held = _posix.udp_port_inodes(port)
+    if not held:
+        return False
+    members = (pid, *ProcessTable(max_age=0.0).members(pid))
+    return not any(held & _posix.socket_inodes(member) for member in members)
 
 
 class RunControl:
@@ -118,6 +148,27 @@ class RunControl:
                 self._post_control(Ready(incarnation))
                 return
             await anyio.sleep(ADOPTED_READY_POLL)
+
+    # -- the RCON port ----------------------------------------------------------------------
+
+    async def rcon_port_stranger(self) -> str | None:
+        """Why RCON may be answered by a process that is not this run's, or ``None``."""
+        rcon, process = self.runtime.config.rcon, self.memory.process
+        if rcon is None or process is None or process.exited:
+            return None
+        if not await anyio.to_thread.run_sync(port_held_by_others, process.pid, rcon.port):
+            return None
+        return f"RCON port {rcon.port} is bound by a process that is not this server's"
+
+    def check_rcon_port(self, incarnation: int) -> None:
+        """Post ``RconPortHeld`` if the run's RCON port is bound by another process."""
+
+        async def check() -> None:
+            reason = await self.rcon_port_stranger()
+            if reason is not None:
+                self._post_control(RconPortHeld(incarnation, reason))
+
+        self._start_soon(check)
 
     # -- hang detection -------------------------------------------------------------------
 
@@ -185,6 +236,11 @@ class RunControl:
             self.memory.graceful_skipped = (
                 "RCON is not configured" if cfg.rcon is None else "RCON is not connected"
             )
+        else:
+            # #shutdown to whoever holds the port would stop that process, not ours.
+            stranger = await self.rcon_port_stranger()
+            if stranger is not None:
+                graceful, self.memory.graceful_skipped = None, stranger
         return await ladder.stop_ladder(
             process,
             graceful=graceful,
@@ -226,6 +282,45 @@ class RunControl:
                 if killed:
                     self._status.system("warn", f"killed {len(killed)} leftover process(es)")
         await self._close_process()
+
+    async def clear_dead_run(self, run: RunInfo) -> str | None:
+        """Kill what is left of a recorded run found dead; why no new run may start, if so.
+
+        The run's processes are found by its marker (``CITADEL_RUN_ID``): a wrapper shell that
+        died while the game it started lives on, a daemon it left behind. Only the marker is
+        trusted here, not the process group: the group leader is gone, and its id may since
+        belong to a stranger. A new run must never start beside a live process of the old one
+        (the same ports: RCON and players would be answered by the wrong process), so this
+        returns a reason when one may still live: processes that survived SIGKILL, or a process
+        with the run's pid and start time that cannot be recognised (it ``exec``-ed with a
+        cleared environment; see ``identity``), which is neither adopted nor killed.
+        """
+        current = read_identity(run.pid)
+        if current is not None and same_start(run.identity, current):
+            return (
+                f"pid {run.pid}, started with the recorded run, still runs but cannot be "
+                f"recognised as this server (its command line changed and it carries no "
+                f"{MARKER_ENV}); not starting a second copy: stop it, then start the server"
+            )
+        if run.marker is None:
+            return None
+        try:
+            killed = await cleanup.ensure_no_descendants(
+                run.identity, None, cleanup.CLEANUP_TIMEOUT, marker=run.marker
+            )
+        except cleanup.ProcessesSurvived as error:
+            self._status.system("error", f"processes survived SIGKILL: {error.survivors}")
+            return (
+                f"processes of that run survived SIGKILL {list(error.survivors)}; "
+                "not starting a second copy"
+            )
+        if killed:
+            self._status.system(
+                "warn",
+                f"killed {len(killed)} leftover process(es) of the run that ended while "
+                f"Citadel was not running: {killed}",
+            )
+        return None
 
     async def _close_process(self) -> None:
         process, self.memory.process = self.memory.process, None

@@ -121,6 +121,10 @@ class StatusPublisher:
             restart_pending=self.memory.restart_at is not None,
         )
 
+    def notify(self, severity: Severity, title: str, message: str) -> None:
+        """A ``notification`` about this server that goes with no status change."""
+        self._notify(severity, title, message)
+
     def _notify(self, severity: Severity, title: str, message: str) -> None:
         self._outbox.put_nowait(
             Notice(

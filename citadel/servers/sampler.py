@@ -122,11 +122,13 @@ class ProcessGroupSampler:
         self,
         identity: ProcessIdentity,
         *,
+        marker: str | None = None,
         table: ProcessTable | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.identity: ProcessIdentity = identity
-        self._root = live_process(identity)
+        # The run's marker recognises a root that exec-ed since it was recorded (``identity``).
+        self._root = live_process(identity, marker)
         self._table = table if table is not None else _SHARED_TABLE
         self._clock = clock
         self._tracked: dict[int, _Tracked] = {}

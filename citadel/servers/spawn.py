@@ -4,8 +4,10 @@
   group id), its stdout and stderr on pipes or appended to a file, and returns a
   ``GameProcess`` (see ``handles``). With a ``marker``, every process of the run carries
   ``CITADEL_RUN_ID=<marker>`` in its environment (see ``cleanup``).
-* ``adopt(identity)`` re-attaches to a server after a Citadel restart, only if pid, create time
-  and command line (``identity``) all still match. Its exit code is unknowable (not our child).
+* ``adopt(identity, marker)`` re-attaches to a server after a Citadel restart, only if it is
+  still the process ``identity`` names: pid and create time, and the command line or (after an
+  ``exec``) the run's marker (the rule is in ``identity``). Its exit code is unknowable (not
+  our child).
 * ``open_game_process`` spawns a server for the duration of a block and leaves no process
   behind.
 
@@ -30,9 +32,8 @@ import anyio.lowlevel
 import psutil
 
 from citadel.servers import _posix
-from citadel.servers.cleanup import MARKER_ENV
 from citadel.servers.handles import DRAIN_TIMEOUT, AdoptedProcess, GameProcess
-from citadel.servers.identity import ProcessIdentity, live_process
+from citadel.servers.identity import MARKER_ENV, ProcessIdentity, live_process
 from citadel.servers.ladder import KILL_TIMEOUT
 from citadel.servers.output import MAX_LINE_BYTES, LineCallback, LineSplitter, Pump
 
@@ -46,10 +47,11 @@ CMDLINE_PAUSE: Final = 0.0005  # ... this far apart (at most 0.1 s; normally one
 def _child_identity(pid: int, argv: Sequence[str]) -> ProcessIdentity:
     # Popen returns once exec has closed its error pipe, which the kernel does *before* it maps
     # the new program's arguments: for a moment /proc/<pid>/cmdline reads empty. The identity
-    # must hold the command line the process will show for the rest of its life (for a script,
-    # its interpreter comes first), or adoption after a Citadel restart would not recognise it
-    # and start a duplicate. So wait (briefly, bounded) for it to appear. A child that already
-    # exited is a zombie whose command line stays empty: then argv is the truth.
+    # should hold the command line the process shows (for a script, its interpreter comes
+    # first), so wait (briefly, bounded) for it to appear. A child that already exited is a
+    # zombie whose command line stays empty: then argv is the truth. A script may still
+    # ``exec`` later and change it: the run's marker recognises it then, and the process actor
+    # re-reads the command line once the run is ready (see ``identity``).
     process = psutil.Process(pid)
     create_time = process.create_time()
     cmdline: tuple[str, ...] = ()
@@ -204,13 +206,14 @@ def adopt(identity: ProcessIdentity, marker: str | None = None) -> AdoptedProces
     The pidfd is opened *before* the identity check, so the handle cannot end up on a process
     that recycled the pid in between. The process group is used for signals only when the
     process leads it (as every server Citadel spawns does). ``marker`` is the run's
-    ``CITADEL_RUN_ID`` (recorded at spawn), so its descendants can be found at cleanup.
+    ``CITADEL_RUN_ID`` (recorded at spawn): it recognises a server that ``exec``-ed since its
+    identity was recorded (a ``/bin/sh`` wrapper), and finds its descendants at cleanup.
     """
     pidfd = _posix.open_pidfd(identity.pid)
     if pidfd is None:
         return None
     try:
-        if live_process(identity) is None or _posix.pidfd_exited(pidfd):
+        if live_process(identity, marker) is None or _posix.pidfd_exited(pidfd):
             os.close(pidfd)
             return None
         pgid = os.getpgid(identity.pid)

@@ -24,10 +24,12 @@ from typing import Any
 
 import anyio
 import httpx
+import msgspec
 import psutil
 import pytest
 
 from citadel.config import ServerConfig
+from citadel.demo import simulator_executable
 from citadel.store import DB_FILENAME
 from tests.integration._clients import Client
 from tests.integration._sim import alive, kill_leftovers, sim_config
@@ -118,13 +120,14 @@ class Citadel:
         return response.status_code
 
     def status(self, server_id: str) -> dict[str, Any]:
-        response = httpx.get(
-            f"{self.url}/api/servers/{server_id}/status",
-            headers={"Authorization": f"Bearer {self.token}"},
-            timeout=5,
-        )
-        result: dict[str, Any] = response.json()
+        result: dict[str, Any] = self.get(f"/api/servers/{server_id}/status")
         return result
+
+    def get(self, path: str) -> Any:
+        response = httpx.get(
+            f"{self.url}{path}", headers={"Authorization": f"Bearer {self.token}"}, timeout=5
+        )
+        return response.json()
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -372,3 +375,152 @@ def test_a_server_that_became_ready_while_citadel_was_down_is_adopted_running(
     assert adopted["status"] == "running"
     assert adopted["pid"] == starting["pid"]
     assert adopted["seq"] == starting["seq"] + 1  # starting -> running happened meanwhile
+
+
+# -- servers launched through a /bin/sh wrapper (docs/simulator.md) ------------------------------
+
+
+def wrapped_config(
+    tmp_path: Path, server_id: str, *, use_exec: bool, before: str = ""
+) -> ServerConfig:
+    """A simulator launched by a ``DayZServer`` shell script that ``exec``s it, or runs it as
+    its child (then the recorded pid is the shell's); ``before`` runs first."""
+    server = sim_config(tmp_path, server_id, auto_start=True)
+    wrapper = Path(server.install_dir) / "DayZServer"
+    command = f'"{server.executable}" "$@"'
+    wrapper.write_text(f"#!/bin/sh\n{before}{'exec ' if use_exec else ''}{command}\n")
+    wrapper.chmod(0o755)
+    return msgspec.structs.replace(server, executable="DayZServer")
+
+
+def game_processes(install_dir: str) -> list[int]:
+    """The simulator processes (not a wrapper shell) running in ``install_dir``."""
+    found = []
+    for process in psutil.process_iter(["pid", "cwd", "cmdline", "status"]):
+        info = process.info
+        if (
+            info["cwd"] == install_dir
+            and info["status"] != psutil.STATUS_ZOMBIE
+            and simulator_executable() in (info["cmdline"] or ())
+        ):
+            found.append(process.pid)
+    return found
+
+
+def metrics_after(citadel: Citadel, server_id: str, seen: int) -> bool:
+    return len(citadel.get(f"/api/servers/{server_id}/metrics/history")) > seen
+
+
+@pytest.mark.parametrize("use_exec", [True, False], ids=["exec", "child"])
+def test_a_server_behind_a_shell_wrapper_is_adopted_and_stopped(
+    tmp_path: Path, citadels: list[Citadel], use_exec: bool
+) -> None:
+    server = wrapped_config(tmp_path, "alpha", use_exec=use_exec)
+    config = write_config(tmp_path, server)
+    port = free_tcp_port()
+    install = server.install_dir
+
+    first = start_citadel(config, port, citadels)
+    poll(lambda: first.status("alpha")["status"] == "running", "alpha never ran")
+    running = first.status("alpha")
+    games = game_processes(install)
+    assert len(games) == 1
+    if use_exec:
+        assert games == [running["pid"]], "exec keeps the pid"
+    else:
+        assert psutil.Process(games[0]).ppid() == running["pid"], "the shell is recorded"
+    first.kill()
+
+    second = start_citadel(config, port, citadels)
+    adopted = second.status("alpha")
+    assert (adopted["status"], adopted["pid"]) == ("running", running["pid"]), adopted
+    assert "adopted" in adopted["reason"]
+    assert adopted["seq"] == running["seq"]
+    assert game_processes(install) == games, "adoption must not start a second server"
+    # The adopted run is watched as before: metrics flow (the sampler recognises it) and RCON
+    # answers, from the adopted process.
+    seen = len(second.get("/api/servers/alpha/metrics/history"))
+    poll(functools.partial(metrics_after, second, "alpha", seen), "no metrics after adoption")
+    poll(lambda: len(second.get("/api/servers/alpha/players")) > 0, "no players over RCON")
+
+    assert second.post("/api/servers/alpha/stop") == 202
+    poll(lambda: second.status("alpha")["status"] == "stopped", "alpha never stopped")
+    stopped = second.status("alpha")
+    assert "RCON #shutdown" in stopped["reason"], stopped
+    assert simulators(install) == [], "a stop ends every process of the server"
+
+
+def test_a_dead_runs_surviving_processes_are_killed_before_a_new_run(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    # The wrapper shell (the recorded process) dies while Citadel is down; the game it ran
+    # lives on, re-parented to init, still carrying the run's marker. The run is dead; the
+    # next Citadel must kill that orphan before it starts a new run on the same ports.
+    server = msgspec.structs.replace(
+        wrapped_config(tmp_path, "alpha", use_exec=False),
+        restart_backoff_base=3.0,
+        restart_backoff_cap=3.0,
+    )
+    config = write_config(tmp_path, server)
+    port = free_tcp_port()
+    first = start_citadel(config, port, citadels)
+    poll(lambda: first.status("alpha")["status"] == "running", "alpha never ran")
+    shell = first.status("alpha")["pid"]
+    (orphan,) = game_processes(server.install_dir)
+    first.kill()
+    os.kill(shell, signal.SIGKILL)
+    poll(lambda: not alive(shell), "the wrapper did not die")
+    assert alive(orphan)
+
+    second = start_citadel(config, port, citadels)
+    poll(lambda: second.status("alpha")["status"] == "crashed", "the dead run was not reported")
+    assert not alive(orphan), "the old run's game must be killed before a new run may start"
+    poll(lambda: second.status("alpha")["status"] == "running", "the dead server was not restarted")
+    (game,) = game_processes(server.install_dir)
+    assert game != orphan
+
+
+def stored_run(tmp_path: Path, server_id: str) -> dict[str, Any]:
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        (record,) = db.execute(
+            "SELECT run FROM server_runs WHERE server_id = ?", (server_id,)
+        ).fetchone()
+    run: dict[str, Any] = msgspec.json.decode(record)["run"]
+    return run
+
+
+def test_a_wrapper_that_execs_after_citadel_died_is_adopted_by_its_marker(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    # The wrapper waits on a FIFO before its exec, so the recorded command line is the
+    # shell's for sure, and Citadel dies before the run is ready (no refresh): only the run's
+    # marker in the environment can recognise the game that now runs under that pid.
+    server = wrapped_config(tmp_path, "alpha", use_exec=True, before="read go < ./go\n")
+    fifo = Path(server.install_dir) / "go"
+    os.mkfifo(fifo)
+    config = write_config(tmp_path, server)
+    port = free_tcp_port()
+    first = start_citadel(config, port, citadels)
+    starting = first.status("alpha")
+    assert starting["status"] == "starting"
+    poll(lambda: stored_run(tmp_path, "alpha")["identity"]["cmdline"][0] == "/bin/sh", "record")
+    first.kill()
+    go = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # the shell waits in open: no ENXIO
+    os.write(go, b"go\n")
+    os.close(go)
+    poll(lambda: game_processes(server.install_dir) == [starting["pid"]], "no exec")
+
+    second = start_citadel(config, port, citadels)
+    adopted = second.status("alpha")
+    assert adopted["pid"] == starting["pid"], adopted
+    assert "adopted" in adopted["reason"]
+    poll(lambda: second.status("alpha")["status"] == "running", "the adopted run never ran")
+    assert game_processes(server.install_dir) == [starting["pid"]], "no second server"
+    # Once ready, the stored identity names what runs now.
+    poll(
+        lambda: simulator_executable() in stored_run(tmp_path, "alpha")["identity"]["cmdline"],
+        "the identity was not refreshed",
+    )
+    assert second.post("/api/servers/alpha/stop") == 202
+    poll(lambda: second.status("alpha")["status"] == "stopped", "alpha never stopped")
+    assert simulators(server.install_dir) == []

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,9 +30,17 @@ from trio.testing import MockClock
 
 from actors import Address, Registry, open_actor
 from citadel.config import RconConfig, ServerConfig
+from citadel.demo import free_udp_port
 from citadel.messages import Event, NotificationEvent, ServerStatusEvent
-from citadel.servers.identity import ProcessIdentity
-from citadel.servers.messages import GetStatus, Notice, Ready, StartServer, StopServer
+from citadel.servers.identity import ProcessIdentity, read_identity
+from citadel.servers.messages import (
+    Accepted,
+    GetStatus,
+    Notice,
+    Ready,
+    StartServer,
+    StopServer,
+)
 from citadel.servers.persistence import MemoryRunStore
 from citadel.servers.process import ProcessActor
 from citadel.servers.process_memory import ProcessMemory, release_memory
@@ -96,6 +105,14 @@ class Server:
             matching = [e for e in self.statuses() if predicate(e)]
             if len(matching) >= count:
                 return matching[count - 1]
+            await self._changed.wait()
+
+    async def wait_note(self, predicate: Callable[[NotificationEvent], bool]) -> NotificationEvent:
+        """The first ``notification`` matching ``predicate`` (waits for it)."""
+        while True:
+            for note in self.notes():
+                if predicate(note):
+                    return note
             await self._changed.wait()
 
     @property
@@ -221,6 +238,36 @@ async def test_found_dead_at_start_is_crashed_with_the_scheduled_restart(tmp_pat
     # The restart did come (and failed here, the executable being missing: counted again).
     assert server.time_of(retried) - server.time_of(found) == pytest.approx(5.0, abs=0.01)
     assert retried.restart_in == 10.0
+
+
+async def test_a_live_process_that_cannot_be_recognised_blocks_a_second_copy(
+    tmp_path: Path,
+) -> None:
+    # The recorded pid and start are a live process (this one) whose command line is not the
+    # recorded one and whose environment has no marker: most likely the server, exec'd with a
+    # cleared environment. Citadel neither adopts nor kills it, and starts no second copy.
+    me = read_identity(os.getpid())
+    assert me is not None
+    identity = ProcessIdentity(me.pid, me.create_time, ("/bin/sh", "DayZServer"))
+    run = RunInfo(
+        incarnation=3,
+        identity=identity,
+        started_at=me.create_time,
+        profile_dir=str(tmp_path),
+        marker="0123abcd",
+    )
+    runs = MemoryRunStore()
+    runs.records["alpha"] = LifecycleRecord(seq=7, status="running", ready=True, run=run)
+    server = Server(tmp_path, runs)
+    async with server.running():
+        with anyio.fail_after(60):
+            found = await server.wait_status(lambda e: True)
+        await anyio.sleep(3600)  # virtual time: no automatic restart comes
+    assert (found.status, found.seq) == ("crashed", 8)
+    assert found.restart_in is None
+    assert f"pid {me.pid}, started with the recorded run, still runs" in (found.reason or "")
+    assert "not starting a second copy" in (found.reason or "")
+    assert server.statuses() == [found]
 
 
 async def test_seq_and_status_continue_from_the_record(tmp_path: Path) -> None:
@@ -378,3 +425,68 @@ async def test_a_quiet_server_with_rcon_is_hung_when_rcon_falls_silent(tmp_path:
     assert crashed.reason is not None
     assert crashed.reason.startswith("hung: no RCON answer and no log output for ")
     assert server.time_of(crashed) - facts.rcon.last_answer > 180.0
+
+
+# --- the RCON port ----------------------------------------------------------------------------
+
+
+@REAL_PROCESS
+async def test_an_rcon_port_bound_by_another_process_is_warned_and_gets_no_shutdown(
+    tmp_path: Path,
+) -> None:
+    # A stranger (this test process: no part of the server's run) holds the RCON port, as the
+    # orphan of an earlier run would: RCON would be answered, and #shutdown obeyed, by it.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        port = stranger.getsockname()[1]
+        rcon = RconConfig(password="pw", port=port)
+        server = Server(tmp_path, MemoryRunStore(), rcon=rcon, **python_server(tmp_path))
+        async with server.running() as address:
+            with anyio.fail_after(3600):
+                await make_running(server)
+                note = await server.wait_note(lambda n: "RCON port held" in n.title)
+                server.runtime.rcon.connected = True  # the RCON actor logged in (to the stranger)
+                assert await address.call(StopServer()) == Accepted(True)
+                stopped = await server.wait_status(lambda e: e.status == "stopped")
+    held = f"RCON port {port} is bound by a process that is not this server's"
+    assert note.severity == "warning"
+    assert note.message.startswith(held)
+    assert stopped.reason == f"stopped by an operator (SIGTERM); RCON #shutdown skipped ({held})"
+
+
+# Binds the RCON port, then says so through a FIFO (opening it blocks until the test reads).
+BINDS_PORT = """
+import socket, sys, time
+rcon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rcon.bind(("127.0.0.1", int(sys.argv[1])))
+open(sys.argv[2], "w").close()
+while True:
+    time.sleep(3600)
+"""
+
+
+@REAL_PROCESS
+async def test_an_rcon_port_bound_by_the_server_itself_is_not_a_stranger(tmp_path: Path) -> None:
+    port = free_udp_port()
+    bound = tmp_path / "bound"
+    os.mkfifo(bound)
+    rcon = RconConfig(password="pw", port=port)
+    server = Server(
+        tmp_path,
+        MemoryRunStore(),
+        rcon=rcon,
+        executable=sys.executable,
+        args=["-c", BINDS_PORT, str(port), str(bound)],
+        start_timeout=1e6,  # the clock jumps while the test waits for the real bind
+    )
+    async with server.running() as address:
+        with anyio.fail_after(1e6):
+            await server.wait_status(lambda e: e.status == "starting")
+            await anyio.to_thread.run_sync(bound.read_text)  # the server has bound its port
+            await make_running(server)
+            server.runtime.rcon.connected = True
+            assert await address.call(StopServer()) == Accepted(True)
+            stopped = await server.wait_status(lambda e: e.status == "stopped")
+    # #shutdown was tried (and failed: no RCON actor here), not skipped; no warning.
+    assert stopped.reason == "stopped by an operator (SIGTERM)"
+    assert not [n for n in server.notes() if "RCON port held" in n.title]
