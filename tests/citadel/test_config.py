@@ -247,13 +247,12 @@ def test_values_that_could_never_start_are_refused_naming_the_key(
     change: dict[str, object], message: str
 ) -> None:
     body = {**SERVER, **change}
-    for decode in (
-        lambda: decode_server_config(msgspec.json.encode(body)),
-        lambda: convert_server_config(body),
-    ):
-        with pytest.raises(ConfigError) as info:
-            decode()
-        assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ConfigError) as info:
+        decode_server_config(msgspec.json.encode(body))
+    assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ConfigError) as info:
+        convert_server_config(body)
+    assert str(info.value).startswith(message), str(info.value)
     toml = "[[servers]]\n" + "".join(
         f"{key} = {_toml(value)}\n" for key, value in body.items() if key != "rcon"
     )

@@ -446,13 +446,14 @@ def test_server_bodies_that_could_never_start_are_refused(tmp_path: Path) -> Non
         first = {**base, "args": ["-port=2302"], "rcon": {"port": 2306, "password": "p"}}
         assert http.post("/api/servers", json=first).status_code == 201
         second = {**base, "id": "other", "args": ["-config=x", "-port=2302"]}
-        for change, error in (
+        conflicts: list[tuple[dict[str, Any], str]] = [
             ({}, "args[1]: UDP port 2302 is already the game port of server 'made'"),
             (
                 {"args": ["-port=2402"], "rcon": {"port": 2306, "password": "q"}},
                 "rcon.port: UDP port 2306 is already the RCON port of server 'made'",
             ),
-        ):
+        ]
+        for change, error in conflicts:
             taken = http.post("/api/servers", json={**second, **change})
             assert taken.status_code == 409, taken.text
             assert taken.json() == {"error": error, "code": "conflict"}
