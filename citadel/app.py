@@ -49,7 +49,7 @@ from citadel.auth import (
     hash_password,
     load_jwt_secret,
 )
-from citadel.config import Config, ServerConfig
+from citadel.config import Config, ConfigError, ServerConfig, check_server, port_conflict
 from citadel.files import write_private
 from citadel.realtime import ClientScope, ConnectRefused, FanoutEngine, build_asgi_app
 from citadel.realtime.broadcaster import (
@@ -133,7 +133,13 @@ def ensure_admin(
 def gather_servers(
     config: Config, store: Store, demo: list[ServerConfig]
 ) -> list[tuple[ServerConfig, Source]]:
-    """Servers from the config file, then the API-created ones, then the demo's."""
+    """Servers from the config file, then the API-created ones, then the demo's.
+
+    A stored server that today's checks refuse (stored by an older Citadel), or that binds a UDP
+    port an earlier server binds (the file was edited since), is still supervised: it is logged
+    as an error naming the key, and an operator fixes it with ``PATCH`` (which checks it all).
+    Refusing to start would take every other server down with it.
+    """
     found: list[tuple[ServerConfig, Source]] = [(s, "config") for s in config.servers]
     known = {s.id for s, _ in found}
     for stored in store.list_servers():
@@ -141,6 +147,15 @@ def gather_servers(
             found.append((stored.config, "api"))
             known.add(stored.id)
     found.extend((s, "demo") for s in demo if s.id not in known)
+    for index, (server, source) in enumerate(found):
+        try:
+            check_server(server, absolute_install_dir=source == "api")
+        except ConfigError as error:
+            log.error("server %r (%s): %s", server.id, source, error)
+        earlier = ((f"server {s.id!r}", s) for s, _ in found[:index])
+        conflict = port_conflict(server, earlier)
+        if conflict is not None:
+            log.error("server %r (%s): %s", server.id, source, conflict)
     return found
 
 

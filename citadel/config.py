@@ -5,6 +5,14 @@ of ``POST /api/servers``. Validation happens once, at load, and every problem is
 ``ConfigError`` whose message starts with the key path, e.g. ``servers[1].rcon.port: expected
 int, got str``.
 
+One validation for every way a server arrives (the file, ``POST``/``PATCH /api/servers``):
+msgspec checks types and bounds, `check_server` what msgspec cannot express - what would only
+fail at spawn (a NUL in a path or argument, an environment variable name that is empty or holds
+``=``, an RCON password the BattlEye file cannot hold, an RCON host that is not an IP address)
+and ``profile_dir`` climbing out of ``install_dir`` - and `port_conflict` the UDP ports two
+servers would both bind. Its problems name the key path too (``env["A=B"]: ...``,
+``args[0]: ...``).
+
 Paths: ``load_config`` resolves a relative ``citadel.data_dir`` and ``servers[].install_dir``
 against the directory holding the config file (so ``citadel serve --config /etc/citadel.toml``
 means the same thing from any working directory). ``executable`` and ``profile_dir`` stay
@@ -14,10 +22,12 @@ RCON client, no ``#shutdown`` step in the stop ladder and no ``beserver_x64.cfg`
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -37,9 +47,15 @@ DEFAULT_RESTART_BACKOFF_BASE: Final = 5.0
 DEFAULT_RESTART_BACKOFF_CAP: Final = 300.0
 DEFAULT_RESTART_RESET_AFTER: Final = 600.0
 DEFAULT_MAX_RESTARTS_PER_HOUR: Final = 10
+#: The longest duration a key takes (30 days): a finite bound, so that JSON's ``1e400`` and
+#: TOML's ``inf`` are refused by name instead of meaning "wait forever".
+MAX_SECONDS: Final = 30 * 24 * 3600.0
+#: How much of an offending key or value an error message shows.
+MAX_SHOWN: Final = 40
+NUL: Final = "\x00"
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=MAX_SECONDS)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1)]
 
 
@@ -84,11 +100,6 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     restart_reset_after: Seconds = DEFAULT_RESTART_RESET_AFTER
     max_restarts_per_hour: Annotated[int, msgspec.Meta(ge=0)] = DEFAULT_MAX_RESTARTS_PER_HOUR
 
-    def __post_init__(self) -> None:
-        # Relative to install_dir, or absolute; never climbing out of install_dir with "..".
-        if ".." in Path(self.profile_dir).parts:
-            raise ValueError(f"profile_dir: must not contain '..' (got {self.profile_dir!r})")
-
 
 class CitadelSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The ``[citadel]`` table: where the supervisor listens and keeps its data."""
@@ -112,8 +123,35 @@ _FIELD: Final = re.compile(
 )
 
 
+def describe_problem(path: str, what: str) -> str:
+    """``<key path>: <problem>`` from msgspec's words for one problem (for config and REST).
+
+    The one translation of validation errors: the config file, ``POST``/``PATCH
+    /api/servers`` and every other REST body (``citadel.web.errors``) name a key the same way.
+
+    Args:
+        path: Where the problem is, as msgspec gives it without the ``$`` (``.rcon.port``,
+            ``servers[1]``); empty for the document itself.
+        what: msgspec's message without its location (``Expected `int`, got `str```,
+            ``Object contains unknown field `colour```).
+
+    Returns:
+        For example ``rcon.port: expected int, got str`` or ``colour: unknown field``; a
+        problem of the whole document has no key (``expected object, got null``).
+    """
+    field = _FIELD.match(what)
+    if field:
+        path = f"{path}.{field['f']}"
+        what = "unknown field" if field["kind"] == "contains unknown" else "missing required key"
+    else:
+        what = what.replace("`", "")
+        what = what[:1].lower() + what[1:]
+    key = path.lstrip(".")
+    return f"{key}: {what}" if key else what
+
+
 def describe_validation_error(error: msgspec.ValidationError, root: str = "") -> str:
-    """Turn a msgspec validation error into ``<key path>: <problem>`` (for config and REST).
+    """Turn a msgspec validation error into ``<key path>: <problem>`` (see `describe_problem`).
 
     Args:
         error: The error raised by ``msgspec.convert`` / a decoder.
@@ -126,25 +164,176 @@ def describe_validation_error(error: msgspec.ValidationError, root: str = "") ->
     match = _AT.match(str(error))
     what = match["what"] if match else str(error)
     path = (match["path"] if match else None) or ""
-    field = _FIELD.match(what)
-    if field:
-        path = f"{path}.{field['f']}"
-        what = "unknown field" if field["kind"] == "contains unknown" else "missing required key"
-    else:
-        what = what.replace("`", "")
-        what = what[:1].lower() + what[1:]
-    full = (root + path).lstrip(".") or "(root)"
-    return f"{full}: {what}"
+    return describe_problem(root + path, what)
 
 
-def _check_unique_ids(servers: list[ServerConfig]) -> None:
+# -- what msgspec cannot check -----------------------------------------------------------------
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted as JSON (control characters visible), cut to `MAX_SHOWN` characters."""
+    cut = text[:MAX_SHOWN] + ("..." if len(text) > MAX_SHOWN else "")
+    return msgspec.json.encode(cut).decode()
+
+
+def _control_character(text: str) -> str | None:
+    for char in text:
+        if char < " " or char == "\x7f":
+            return char
+    return None
+
+
+def _server_problem(config: ServerConfig, absolute_install_dir: bool) -> str | None:
+    """The first problem of ``config`` that msgspec's types cannot express, as ``key: ...``."""
+    nul = "must not contain NUL (U+0000)"
+    char = _control_character(config.name)
+    if char is not None:
+        return f"name: must not contain control characters or line breaks (found U+{ord(char):04X})"
+    for key in ("install_dir", "executable", "profile_dir"):
+        if NUL in getattr(config, key):
+            return f"{key}: {nul}"
+    if absolute_install_dir and not Path(config.install_dir).is_absolute():
+        return (
+            f"install_dir: must be an absolute path (got {_shown(config.install_dir)}); only the "
+            "config file defines relative paths, against its own directory"
+        )
+    # Relative to install_dir, or absolute; never climbing out of install_dir with "..".
+    if ".." in Path(config.profile_dir).parts:
+        return f"profile_dir: must not contain '..' (got {_shown(config.profile_dir)})"
+    for index, arg in enumerate(config.args):
+        if NUL in arg:
+            return f"args[{index}]: {nul}"
+    for name, value in config.env.items():
+        key = f"env[{_shown(name)}]"
+        if not name:
+            return f"{key}: a variable name must not be empty"
+        if "=" in name:
+            return f"{key}: a variable name must not contain '='"
+        if NUL in name:
+            return f"{key}: a variable name {nul}"
+        if NUL in value:
+            return f"{key}: {nul}"
+    rcon = config.rcon
+    if rcon is not None:
+        # beserver_x64.cfg is "Key value" lines: such a password would be cut or add a line.
+        if any(char.isspace() for char in rcon.password):
+            return "rcon.password: must not contain spaces, tabs or line breaks"
+        if _control_character(rcon.password) is not None:
+            return "rcon.password: must not contain control characters"
+        try:
+            ipaddress.ip_address(rcon.host)
+        except ValueError:
+            return f"rcon.host: must be an IP address (got {_shown(rcon.host)})"
+    return None
+
+
+def check_server(
+    config: ServerConfig, *, root: str = "", absolute_install_dir: bool = False
+) -> None:
+    """Refuse what msgspec's types let through but could never start (see the module doc).
+
+    Args:
+        config: A decoded server.
+        root: A prefix for the key path (``"servers[2]"`` in the file).
+        absolute_install_dir: Require an absolute ``install_dir`` (through the API, where no
+            config file defines what a relative one is relative to).
+
+    Raises:
+        ConfigError: ``<key path>: <problem>``, e.g. ``env["A=B"]: a variable name must not
+            contain '='`` or ``args[0]: must not contain NUL (U+0000)``.
+    """
+    problem = _server_problem(config, absolute_install_dir)
+    if problem is not None:
+        raise ConfigError(f"{root}.{problem}".lstrip("."))
+
+
+# -- UDP ports two servers would both bind ------------------------------------------------------
+
+#: DayZ's game port: ``-port=N`` on its command line (flags are case-insensitive).
+_GAME_PORT: Final = re.compile(r"-port=(\d{1,5})", re.IGNORECASE)
+
+
+class _Binding(msgspec.Struct, frozen=True):
+    key: str  # where the config says so: "rcon.port", "args[1]"
+    what: str  # "RCON port", "game port"
+    host: str | None  # None: every address of the host
+    port: int
+
+
+def _bindings(config: ServerConfig) -> list[_Binding]:
+    """The UDP ports ``config`` is known to bind: its ``-port=`` and its RCON port.
+
+    Only what the config says: the Steam query port lives in ``serverDZ.cfg``, and a server
+    without ``-port=`` takes the game's default, which Citadel does not guess.
+    """
+    found = []
+    for index, arg in enumerate(config.args):
+        match = _GAME_PORT.fullmatch(arg)
+        if match and 1 <= int(match[1]) <= 65535:
+            found.append(_Binding(f"args[{index}]", "game port", None, int(match[1])))
+    if config.rcon is not None:
+        found.append(_Binding("rcon.port", "RCON port", config.rcon.host, config.rcon.port))
+    return found
+
+
+def _same_address(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return True
+    try:
+        first, second = ipaddress.ip_address(a), ipaddress.ip_address(b)
+    except ValueError:
+        return a == b
+    return first.is_unspecified or second.is_unspecified or first == second
+
+
+def _overlap(a: _Binding, b: _Binding) -> bool:
+    return a.port == b.port and _same_address(a.host, b.host)
+
+
+def port_conflict(config: ServerConfig, others: Iterable[tuple[str, ServerConfig]]) -> str | None:
+    """The first UDP port ``config`` would bind that is bound already, as ``key: ...``.
+
+    Two bindings overlap when their ports are equal and their addresses may be the same (equal,
+    or either one every address: the game port, ``0.0.0.0``, ``::``). Both DayZ's game port and
+    BattlEye's RCON port are UDP.
+
+    Args:
+        config: The server being added or changed.
+        others: The other servers, each with how to name it (``"server 'alpha'"``).
+    """
+    mine = _bindings(config)
+    for index, first in enumerate(mine):
+        for second in mine[index + 1 :]:
+            if _overlap(first, second):
+                return (
+                    f"{second.key}: UDP port {second.port} is also this server's {first.what} "
+                    f"({first.key})"
+                )
+    for name, other in others:
+        for theirs in _bindings(other):
+            for binding in mine:
+                if _overlap(binding, theirs):
+                    return (
+                        f"{binding.key}: UDP port {binding.port} is already the {theirs.what} "
+                        f"of {name}"
+                    )
+    return None
+
+
+def _check_servers(servers: list[ServerConfig]) -> None:
     seen: dict[str, int] = {}
     for index, server in enumerate(servers):
+        root = f"servers[{index}]"
         if server.id in seen:
             raise ConfigError(
-                f"servers[{index}].id: duplicate id {server.id!r} (also servers[{seen[server.id]}])"
+                f"{root}.id: duplicate id {server.id!r} (also servers[{seen[server.id]}])"
             )
         seen[server.id] = index
+        check_server(server, root=root)
+        earlier = ((f"servers[{i}] ({s.id!r})", s) for i, s in enumerate(servers[:index]))
+        conflict = port_conflict(server, earlier)
+        if conflict is not None:
+            raise ConfigError(f"{root}.{conflict}")
 
 
 def _resolve(path: str, base: Path | None) -> str:
@@ -162,7 +351,9 @@ def parse_config(text: str, base_dir: Path | None = None) -> Config:
             ``None`` leaves them as written.
 
     Raises:
-        ConfigError: Invalid TOML, a wrong type or value, an unknown key, or a duplicate id.
+        ConfigError: Invalid TOML, a wrong type or value, an unknown key, a value no server
+            could start with (`check_server`), a duplicate id or a UDP port two servers would
+            both bind (`port_conflict`).
     """
     try:
         raw = tomllib.loads(text)
@@ -172,7 +363,7 @@ def parse_config(text: str, base_dir: Path | None = None) -> Config:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from exc
-    _check_unique_ids(config.servers)
+    _check_servers(config.servers)
     if base_dir is None:
         return config
     servers = [
@@ -206,18 +397,34 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{file}: {exc}") from exc
 
 
+def convert_server_config(data: Any, *, absolute_install_dir: bool = False) -> ServerConfig:
+    """Convert a decoded body (JSON builtins) into a checked ``ServerConfig``.
+
+    Raises:
+        ConfigError: Invalid; the message names the key path.
+    """
+    try:
+        config = msgspec.convert(data, ServerConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
+    check_server(config, absolute_install_dir=absolute_install_dir)
+    return config
+
+
 _SERVER_DECODER: Final = msgspec.json.Decoder(ServerConfig)
 
 
 def decode_server_config(data: bytes | str) -> ServerConfig:
-    """Decode a JSON ``ServerConfig`` (the body of ``POST /api/servers``).
+    """Decode a JSON ``ServerConfig`` (the body of ``POST /api/servers``) and check it.
 
     Raises:
         ConfigError: Not JSON, or invalid; the message names the key path.
     """
     try:
-        return _SERVER_DECODER.decode(data)
+        config = _SERVER_DECODER.decode(data)
     except msgspec.ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from exc
     except msgspec.DecodeError as exc:
-        raise ConfigError(f"(root): invalid JSON: {exc}") from exc
+        raise ConfigError(f"invalid JSON: {exc}") from exc
+    check_server(config)
+    return config

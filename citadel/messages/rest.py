@@ -156,6 +156,10 @@ class CommandAccepted(_Response, frozen=True):
     status: ServerStatus
 
 
+class CommandRequest(_Request, frozen=True):
+    """The body of start, stop and restart: they take no options (no body, or ``{}``)."""
+
+
 class KickRequest(_Request, frozen=True):
     reason: Reason = ""
 

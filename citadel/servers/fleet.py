@@ -16,6 +16,12 @@ exit. Siblings never wait for each other's messages; they watch the `ServerState
 actor writes.
 
 `Fleet` is also what the REST API and the connect snapshot see (``ServerDirectory``).
+
+Changing a server's configuration (`Fleet.reconfigure`) is not a removal: its actors are
+restarted around the same `ServerRuntime`, so its lifecycle (status, ``seq``, the last
+``serverStatus`` with its reason, the persisted record) and its log and metrics history carry
+over, and dashboards see no new ``serverStatus`` for it. Only `Fleet.remove` forgets a server
+(and its record: created again, it starts over at seq 0 after a ``serverRemoved``).
 """
 
 from __future__ import annotations
@@ -108,6 +114,9 @@ class Fleet:
         self.supervisor: SupervisorRef | None = None
         self.runtimes: dict[str, ServerRuntime] = {}
         self.sources: dict[str, Source] = {}
+        #: Held by whoever adds, reconfigures or removes a server at run time (the REST API),
+        #: from its checks to its last write: such changes happen one at a time.
+        self.changes = anyio.Lock()
 
     def attach(self, address: Address[Any]) -> None:
         """Use the dynamic supervisor at ``address`` (started by the root)."""
@@ -142,6 +151,23 @@ class Fleet:
         await self.runs.save(server_id, None)
         self.runtimes.pop(server_id, None)
         self.sources.pop(server_id, None)
+
+    async def reconfigure(self, config: ServerConfig, by: str) -> None:
+        """Give the stopped server ``config.id`` the configuration ``config``.
+
+        Its actors stop and start again with ``config``; its lifecycle carries over (see the
+        module docstring), so a stopped or crashed server stays as it was, with the same
+        ``seq`` and reason, and nothing is published. A pending automatic restart is cancelled
+        first, as an operator's stop would (``stopped`` with ``by`` in its reason): a new
+        configuration starts when an operator starts it, never by a timer set for the old one.
+        """
+        assert self.supervisor is not None
+        runtime = self.runtimes[config.id]
+        await self._stop_and_wait(runtime, by)
+        await self.supervisor.terminate_child(config.id)
+        # No actor of the server runs here: the runtime has no reader or writer to surprise.
+        runtime.config = config
+        await self.supervisor.start_child(server_spec(runtime, self.runs))
 
     async def command(self, server_id: str, command: Command) -> Accepted:
         """Send start/stop/restart to the server's process actor."""

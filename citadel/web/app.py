@@ -7,17 +7,24 @@ Decisions:
   for anonymous refusals (``citadel.web.audit``). Bodies are never stored (they hold
   passwords).
 * Unknown query parameters on ``/api`` routes are refused with 400, naming them, as unknown
-  JSON fields are (a typo such as ``?limt=5`` must not silently mean "the default"). The
-  probes ``/healthz`` and ``/readyz`` ignore them (load balancers add cache busters).
+  JSON fields are (a typo such as ``?limt=5`` must not silently mean "the default"), and so is
+  a parameter given more than once (``?limit=3&limit=4``: which one would count?). The probes
+  ``/healthz`` and ``/readyz`` ignore both (load balancers add cache busters).
+* JSON bodies are decoded with numbers beyond a float's range (``1e400``) read as infinity
+  instead of failing the whole body with a 400 that names no key: every float field of a body
+  is bounded, so such a value is refused as a 422 naming its key, like any value out of range.
 * The OpenAPI document is served at ``/api/openapi.json`` (``citadel.web.openapi``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Final
 
+import msgspec
 from litestar import Litestar, Request, get
 from litestar.di import Provide
+from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
@@ -32,6 +39,20 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_NAMES_SHOWN: Final = 5
 MAX_NAME_SHOWN: Final = 40
 _AUDITED: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+#: Untyped JSON, as Litestar decodes a body before converting it to the handler's type, except
+#: that a number beyond a float's range is infinity (see the module docstring).
+_JSON: Final = msgspec.json.Decoder(float_hook=float)
+
+
+class _JsonRequest(Request[Any, Any, Any]):
+    """Litestar's request, decoding JSON bodies with `_JSON`."""
+
+    async def json(self) -> Any:
+        body = await self.body()
+        try:
+            return _JSON.decode(body or b"null")
+        except msgspec.DecodeError as error:  # Litestar's own json() raises the same: a 400
+            raise SerializationException(str(error)) from error
 
 
 def _audit_middleware(app: Any) -> Any:
@@ -107,17 +128,29 @@ async def _refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
         return
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
-        named = ", ".join(repr(name[:MAX_NAME_SHOWN]) for name in unknown[:MAX_NAMES_SHOWN])
-        more = (
-            f" and {len(unknown) - MAX_NAMES_SHOWN} more" if len(unknown) > MAX_NAMES_SHOWN else ""
-        )
         takes = ", ".join(sorted(allowed)) if allowed else "none"
         raise ApiError(
             400,
             "bad_request",
-            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {named}{more} "
+            f"unknown query parameter{'s' if len(unknown) > 1 else ''} {_names(unknown)} "
             f"(this endpoint takes: {takes})",
         )
+    counts = Counter(name for name, _ in request.query_params.multi_items())
+    repeated = sorted(name for name, count in counts.items() if count > 1)
+    if repeated:
+        raise ApiError(
+            400,
+            "bad_request",
+            f"query parameter{'s' if len(repeated) > 1 else ''} {_names(repeated)} given more "
+            "than once (each takes one value)",
+        )
+
+
+def _names(names: list[str]) -> str:
+    """``'a', 'b' and 3 more``: the first few names, each cut short."""
+    shown = ", ".join(repr(name[:MAX_NAME_SHOWN]) for name in names[:MAX_NAMES_SHOWN])
+    more = len(names) - MAX_NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
@@ -134,6 +167,7 @@ def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]  # handler map is covariant in practice
         middleware=[_audit_middleware],
         before_request=_refuse_unknown_query,
+        request_class=_JsonRequest,
         request_max_body_size=MAX_BODY_BYTES,
         # Litestar serves its schema controller under ``path`` and answers every unknown path
         # below it with an HTML page; keep it out of /api and serve the JSON ourselves.

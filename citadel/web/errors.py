@@ -1,7 +1,10 @@
 """One error shape for every failure: ``{"error": "<sentence>", "code": "<machine_code>"}``.
 
 Litestar's own exceptions (validation, malformed JSON, 404, 405, 413) are mapped onto it, so a
-client never sees a framework-specific body. Validation errors become 422 and name the field.
+client never sees a framework-specific body. Validation errors become 422 and name the field
+path, in the words of the config file (`citadel.config.describe_problem`), for every body and
+parameter: ``extra: unknown field``, ``rcon.port: expected int, got str``; a problem of the
+body as a whole has no key (``expected object, got null``).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from citadel.config import describe_problem
 from citadel.messages.rest import ErrorBody
 
 log = logging.getLogger("citadel.web")
@@ -66,12 +70,13 @@ def _validation(_: Request[Any, Any, Any], error: ValidationException) -> Respon
     for problem in problems:
         if isinstance(problem, dict):
             key = problem.get("key")
-            message = str(problem.get("message", "invalid")).replace("`", "")
+            message = str(problem.get("message", "invalid"))
             if key == "data" and message == "'data'":
                 # Litestar's words for a request that has no body at all.
                 return error_response(400, "bad_request", NO_BODY)
-            # Litestar names the whole body "data" when the problem is an unknown field.
-            parts.append(message if key in (None, "data") else f"{key}: {message}")
+            # Litestar names the body itself "data" (also for an unknown field at its top).
+            path = "" if key in (None, "data") else str(key)
+            parts.append(describe_problem(path, message))
     if not problems:
         # Litestar raises ValidationException for undecodable JSON too: that is a 400.
         return error_response(400, "bad_request", f"the body is not valid JSON ({error.detail})")

@@ -11,6 +11,9 @@ our error handling, so the document is finished here, once, from facts about eac
   parameter out of its bounds), 429 (login), 503 and 504 (routes that go through RCON:
   reconnecting, or no reply);
 * request bodies refuse unknown fields, so their schemas say ``additionalProperties: false``;
+* start, stop and restart take no options: their body is optional (none, or ``{}``,
+  ``CommandRequest``), refused when it holds anything (422) or is not JSON (400); a start that
+  cannot spawn the process answers 409 (``start_failed``);
 * ``POST /api/servers`` and ``PATCH /api/servers/{server_id}`` take a server's configuration
   (the fields of a ``[[servers]]`` table, ``citadel.config.ServerConfig``), which their
   handlers decode themselves and Litestar could only describe as "any object";
@@ -30,7 +33,7 @@ from citadel import config
 from citadel.messages import rest
 from citadel.messages.rest import ErrorBody
 
-__all__ = ["CONFLICTS", "api_document", "describe"]
+__all__ = ["CONFLICTS", "NO_OPTIONS", "api_document", "describe"]
 
 _REF: Final = "#/components/schemas/{name}"
 _GENERIC_OBJECT: Final = {"additionalProperties": {}, "type": "object"}
@@ -63,6 +66,15 @@ NEVER_FORBIDDEN: Final = frozenset(
 """Authenticated operations that check no permission (they never answer 403)."""
 
 THROTTLED: Final = frozenset({("POST", "/api/auth/login")})
+
+NO_OPTIONS: Final = frozenset(
+    {
+        ("POST", "/api/servers/{server_id}/start"),
+        ("POST", "/api/servers/{server_id}/stop"),
+        ("POST", "/api/servers/{server_id}/restart"),
+    }
+)
+"""Operations whose body is optional and empty (``CommandRequest``): none, or ``{}``."""
 
 THROUGH_RCON: Final = frozenset(
     {
@@ -161,6 +173,9 @@ def describe(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
             if body is not None and body.get("schema") == _GENERIC_OBJECT:
                 name = "ServerConfig" if method == "POST" else "ServerUpdate"
                 body["schema"] = {"$ref": _REF.format(name=name)}
+            if body is not None and key in NO_OPTIONS:
+                operation["requestBody"]["required"] = False
+                operation["requestBody"]["description"] = "None: no body, or `{}`"
             statuses: set[str] = set()
             if path.startswith("/api/"):
                 statuses.add("400")  # unknown query parameters; malformed JSON
@@ -187,6 +202,11 @@ def describe(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
                 del responses[status]
             for status in sorted(statuses):
                 responses[status] = _error_response(status)
+            if key in NO_OPTIONS and not path.endswith("/stop"):
+                responses["409"]["description"] = (
+                    f"{_DESCRIPTIONS['409']}, or the process could not be spawned "
+                    "(code `start_failed`, the OS error in `error`)"
+                )
             if key == ("GET", "/readyz") and "200" in responses:
                 responses["503"] = {
                     **responses["200"],

@@ -1,8 +1,18 @@
 """``/api/servers``: the fleet as the caller's role may see it, and what it may do to it.
 
 Servers outside the caller's scope answer 404, exactly like servers that do not exist, so a
-scoped role cannot probe for ids. Lifecycle commands answer 202 at once (progress comes as
-``serverStatus`` events) or 409 when the current state forbids them.
+scoped role cannot probe for ids. Lifecycle commands (start, stop, restart) take no body (none,
+or ``{}``: anything else is a 422, or a 400 if it is not JSON) and answer 202 at once (progress
+comes as ``serverStatus`` events) or 409 when the current state forbids them. A start (or the
+restart of a stopped server) whose process cannot even be spawned is known at once: it answers
+409 ``start_failed`` with the OS error (the server is then ``crashed`` with that reason, as its
+``serverStatus`` says), not a 202 that would read as success.
+
+A server's configuration (``POST``, ``PATCH``) is checked as the config file is
+(`citadel.config.check_server`: 422 naming the key path), with an absolute ``install_dir``
+(only the file defines relative ones), and against the other servers: an id taken or a UDP port
+another server binds (`citadel.config.port_conflict`) is a 409 naming the key. A ``PATCH``
+keeps the server's lifecycle (``Fleet.reconfigure``: same status and ``seq``, no event).
 
 RCON requests (``/rcon``, ``/message``, kick, ban) are never retried by Citadel. Their errors:
 422 a field that cannot be sent (named: ``message: ...``, ``reason: ...``); 409 RCON is not
@@ -27,7 +37,7 @@ from litestar import Request, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from citadel.auth import Principal
-from citadel.config import ServerConfig, describe_validation_error
+from citadel.config import ConfigError, ServerConfig, convert_server_config, port_conflict
 from citadel.games.battleye import encode_command_text, find_control_character
 from citadel.messages import (
     LogEvent,
@@ -43,6 +53,7 @@ from citadel.messages.rest import (
     BanRequest,
     BanView,
     CommandAccepted,
+    CommandRequest,
     KickRequest,
     MessageRequest,
     RconRequest,
@@ -151,10 +162,12 @@ async def create_server(
     require(principal, "*")
     config = _convert(data)
     ctx, fleet = context_of(request), _fleet(request)
-    if fleet.get_server(config.id) is not None:
-        raise ApiError(409, "conflict", f"server {config.id!r} already exists")
-    await run_in_store(ctx.db, lambda s: s.add_server(config))
-    await fleet.add(config, "api")
+    async with fleet.changes:
+        if fleet.get_server(config.id) is not None:
+            raise ApiError(409, "conflict", f"server {config.id!r} already exists")
+        _must_not_conflict(fleet, config)
+        await run_in_store(ctx.db, lambda s: s.add_server(config))
+        await fleet.add(config, "api")
     view = fleet.get_server(config.id)
     assert view is not None
     return view
@@ -167,18 +180,23 @@ async def update_server(
     server_id: FromPath[str],
     data: JSONBody[dict[str, Any]],
 ) -> ServerView:
-    """Change an API-created server's settings; refused while it runs."""
-    runtime = _runtime(request, principal, server_id, "*")
+    """Change an API-created server's settings; refused while it runs.
+
+    The server keeps its lifecycle: status, ``seq`` and reason stay as they were and no
+    ``serverStatus`` is published (a pending automatic restart is cancelled, a ``stopped``).
+    """
     fleet, ctx = _fleet(request), context_of(request)
-    _must_be_api_server(fleet, server_id)
-    _must_be_stopped(runtime)
-    if "id" in data and data["id"] != server_id:
-        raise ApiError(422, "invalid_field", "id: cannot be changed")
-    merged = {**msgspec.to_builtins(runtime.config), **data}
-    config = _convert(merged)
-    await run_in_store(ctx.db, lambda s: s.update_server(config))
-    await fleet.remove(server_id)
-    await fleet.add(config, "api")
+    async with fleet.changes:
+        runtime = _runtime(request, principal, server_id, "*")
+        _must_be_api_server(fleet, server_id)
+        _must_be_stopped(runtime)
+        if "id" in data and data["id"] != server_id:
+            raise ApiError(422, "invalid_field", "id: cannot be changed")
+        merged = {**msgspec.to_builtins(runtime.config), **data}
+        config = _convert(merged)
+        _must_not_conflict(fleet, config)
+        await run_in_store(ctx.db, lambda s: s.update_server(config))
+        await fleet.reconfigure(config, f"{principal.user} (configuration change)")
     view = fleet.get_server(server_id)
     assert view is not None
     return view
@@ -189,21 +207,34 @@ async def delete_server(
     request: Request[Any, Any, Any], principal: Caller, server_id: FromPath[str]
 ) -> None:
     """Remove an API-created server; refused while it runs."""
-    runtime = _runtime(request, principal, server_id, "*")
     fleet, ctx = _fleet(request), context_of(request)
-    _must_be_api_server(fleet, server_id)
-    _must_be_stopped(runtime)
-    await fleet.remove(server_id)
-    # The broadcaster drops it from the connect snapshot and tells the dashboards.
-    await fleet.publish(ServerRemovedEvent(server_id=server_id, timestamp=utc_timestamp()))
-    await run_in_store(ctx.db, lambda s: s.delete_server(server_id))
+    async with fleet.changes:
+        runtime = _runtime(request, principal, server_id, "*")
+        _must_be_api_server(fleet, server_id)
+        _must_be_stopped(runtime)
+        await fleet.remove(server_id)
+        # The broadcaster drops it from the connect snapshot and tells the dashboards.
+        await fleet.publish(ServerRemovedEvent(server_id=server_id, timestamp=utc_timestamp()))
+        await run_in_store(ctx.db, lambda s: s.delete_server(server_id))
 
 
 def _convert(data: Any) -> ServerConfig:
     try:
-        return msgspec.convert(data, ServerConfig)
-    except msgspec.ValidationError as error:
-        raise ApiError(422, "invalid_field", describe_validation_error(error)) from None
+        return convert_server_config(data, absolute_install_dir=True)
+    except ConfigError as error:
+        raise ApiError(422, "invalid_field", str(error)) from None
+
+
+def _must_not_conflict(fleet: Fleet, config: ServerConfig) -> None:
+    """409 when ``config`` would bind a UDP port another server binds (naming the key)."""
+    others = (
+        (f"server {server_id!r}", runtime.config)
+        for server_id, runtime in fleet.runtimes.items()
+        if server_id != config.id
+    )
+    conflict = port_conflict(config, others)
+    if conflict is not None:
+        raise ApiError(409, "conflict", conflict)
 
 
 def _must_be_api_server(fleet: Fleet, server_id: str) -> None:
@@ -231,15 +262,37 @@ async def _lifecycle(
     command: Command,
 ) -> CommandAccepted:
     runtime = _runtime(request, principal, server_id, permission)
-    accepted = await _fleet(request).command(server_id, command)
+    fleet = _fleet(request)
+    before = runtime.state.current.seq
+    accepted = await fleet.command(server_id, command)
     if not accepted.ok:
         raise ApiError(409, "conflict", accepted.reason)
+    failure = await _spawn_failure(fleet, server_id, before)
+    if failure is not None:
+        raise ApiError(409, "start_failed", failure)
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
+
+
+async def _spawn_failure(fleet: Fleet, server_id: str, before: int) -> str | None:
+    """Why the start this command made could not spawn the process, if it could not.
+
+    The process actor answers a start after its spawn, with ``Accepted(True)`` either way; a
+    spawn that failed is the transition right after ``before``, to ``crashed`` (a spawn that
+    worked is ``starting`` there, and a later exit comes after it). ``GetStatus`` gives the
+    status, seq and reason of one moment.
+    """
+    view = await fleet.server_status(server_id)
+    if view is None or view.status != "crashed" or view.seq != before + 1:
+        return None
+    return view.reason or "the server could not be started"
 
 
 @post("/api/servers/{server_id:str}/start", status_code=202)
 async def start_server(
-    request: Request[Any, Any, Any], principal: Caller, server_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    principal: Caller,
+    server_id: FromPath[str],
+    data: JSONBody[CommandRequest | None] = None,
 ) -> CommandAccepted:
     return await _lifecycle(
         request, principal, server_id, "server.start", StartServer(by=principal.user)
@@ -248,7 +301,10 @@ async def start_server(
 
 @post("/api/servers/{server_id:str}/stop", status_code=202)
 async def stop_server(
-    request: Request[Any, Any, Any], principal: Caller, server_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    principal: Caller,
+    server_id: FromPath[str],
+    data: JSONBody[CommandRequest | None] = None,
 ) -> CommandAccepted:
     return await _lifecycle(
         request, principal, server_id, "server.stop", StopServer(by=principal.user)
@@ -257,7 +313,10 @@ async def stop_server(
 
 @post("/api/servers/{server_id:str}/restart", status_code=202)
 async def restart_server(
-    request: Request[Any, Any, Any], principal: Caller, server_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    principal: Caller,
+    server_id: FromPath[str],
+    data: JSONBody[CommandRequest | None] = None,
 ) -> CommandAccepted:
     return await _lifecycle(
         request, principal, server_id, "server.restart", RestartServer(by=principal.user)

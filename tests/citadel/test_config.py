@@ -14,10 +14,14 @@ from citadel.config import (
     DEFAULT_MAX_RESTARTS_PER_HOUR,
     Config,
     ConfigError,
+    RconConfig,
     ServerConfig,
+    convert_server_config,
     decode_server_config,
+    describe_problem,
     load_config,
     parse_config,
+    port_conflict,
 )
 
 EXAMPLE = """
@@ -189,8 +193,11 @@ def test_profile_dir_never_climbs_out(profile_dir: str) -> None:
         '{"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZServer", '
         f'"profile_dir": "{profile_dir}"}}'
     )
-    with pytest.raises(ConfigError, match=r"profile_dir: must not contain '\.\.'"):
+    with pytest.raises(ConfigError, match=r"^profile_dir: must not contain '\.\.'"):
         decode_server_config(body)
+    toml = MINIMAL_SERVER.format(id="a") + f'profile_dir = "{profile_dir}"\n'
+    with pytest.raises(ConfigError, match=r"^servers\[0\]\.profile_dir: must not contain '\.\.'"):
+        parse_config(toml)
 
 
 def test_profile_dir_may_be_nested_or_absolute() -> None:
@@ -200,3 +207,174 @@ def test_profile_dir_may_be_nested_or_absolute() -> None:
             f'"profile_dir": "{profile_dir}"}}'
         )
         assert decode_server_config(body).profile_dir == profile_dir
+
+
+# -- what msgspec's types let through but no server could start with ---------------------------
+
+SERVER = {"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZServer"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"env": {"A=B": "c"}}, "env[\"A=B\"]: a variable name must not contain '='"),
+        ({"env": {"": "c"}}, 'env[""]: a variable name must not be empty'),
+        ({"env": {"A\x00": "c"}}, 'env["A\\u0000"]: a variable name must not contain NUL'),
+        ({"env": {"A": "x\x00y"}}, 'env["A"]: must not contain NUL (U+0000)'),
+        ({"args": ["-port=1", "a\x00b"]}, "args[1]: must not contain NUL (U+0000)"),
+        ({"install_dir": "/tmp\x00x"}, "install_dir: must not contain NUL (U+0000)"),
+        ({"executable": "Day\x00Z"}, "executable: must not contain NUL (U+0000)"),
+        ({"profile_dir": "p\x00"}, "profile_dir: must not contain NUL (U+0000)"),
+        (
+            {"name": "x\x00y"},
+            "name: must not contain control characters or line breaks (found U+0000)",
+        ),
+        (
+            {"name": "x\ny"},
+            "name: must not contain control characters or line breaks (found U+000A)",
+        ),
+        (
+            {"rcon": {"port": 2306, "password": "two words"}},
+            "rcon.password: must not contain spaces, tabs or line breaks",
+        ),
+        (
+            {"rcon": {"port": 2306, "password": "p", "host": "localhost"}},
+            'rcon.host: must be an IP address (got "localhost")',
+        ),
+    ],
+)
+def test_values_that_could_never_start_are_refused_naming_the_key(
+    change: dict[str, object], message: str
+) -> None:
+    body = {**SERVER, **change}
+    with pytest.raises(ConfigError) as info:
+        decode_server_config(msgspec.json.encode(body))
+    assert str(info.value).startswith(message), str(info.value)
+    with pytest.raises(ConfigError) as info:
+        convert_server_config(body)
+    assert str(info.value).startswith(message), str(info.value)
+    toml = "[[servers]]\n" + "".join(
+        f"{key} = {_toml(value)}\n" for key, value in body.items() if key != "rcon"
+    )
+    rcon = body.get("rcon")
+    if isinstance(rcon, dict):
+        toml += "[servers.rcon]\n" + "".join(f"{k} = {_toml(v)}\n" for k, v in rcon.items())
+    with pytest.raises(ConfigError) as info:
+        parse_config(toml)
+    assert str(info.value).startswith(f"servers[0].{message}"), str(info.value)
+
+
+def _toml(value: object) -> str:
+    """A TOML literal (JSON's escapes are TOML's for these strings)."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{_toml(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    return msgspec.json.encode(value).decode()
+
+
+def test_durations_are_finite() -> None:
+    body = b'{"id":"a","name":"A","install_dir":"/x","executable":"e","stop_timeout":1e400}'
+    with pytest.raises(ConfigError, match=r"^stop_timeout: number out of range$"):
+        decode_server_config(body)
+    with pytest.raises(ConfigError, match=r"^stop_timeout: expected float <= 2592000\.0$"):
+        convert_server_config({**SERVER, "stop_timeout": float("inf")})  # JSON 1e400 at REST
+    for text in ("inf", "1e400", "2592001"):
+        with pytest.raises(ConfigError, match=r"^servers\[0\]\.hang_timeout: expected float <="):
+            parse_config(MINIMAL_SERVER.format(id="a") + f"hang_timeout = {text}\n")
+    assert parse_config(MINIMAL_SERVER.format(id="a") + "hang_timeout = 2592000\n")
+
+
+def test_only_the_api_requires_an_absolute_install_dir() -> None:
+    relative = {**SERVER, "install_dir": "relative/dir"}
+    assert convert_server_config(relative).install_dir == "relative/dir"
+    with pytest.raises(ConfigError, match=r"^install_dir: must be an absolute path"):
+        convert_server_config(relative, absolute_install_dir=True)
+
+
+def test_problems_of_the_document_itself_have_no_key() -> None:
+    assert describe_problem("", "Expected `object`, got `null`") == "expected object, got null"
+    assert describe_problem("", "Object contains unknown field `extra`") == "extra: unknown field"
+    assert describe_problem(".rcon", "Object missing required field `port`") == (
+        "rcon.port: missing required key"
+    )
+    with pytest.raises(ConfigError, match=r"^invalid JSON"):
+        decode_server_config(b"{")
+
+
+def _server(server_id: str, args: list[str], rcon: tuple[str, int] | None) -> ServerConfig:
+    return ServerConfig(
+        id=server_id,
+        name=server_id,
+        install_dir="/srv",
+        executable="e",
+        args=args,
+        rcon=None if rcon is None else RconConfig(password="p", port=rcon[1], host=rcon[0]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "conflict"),
+    [
+        # Same RCON port: same address, or either one every address.
+        (
+            (["-port=2402"], ("127.0.0.1", 2306)),
+            ([], ("127.0.0.1", 2306)),
+            "rcon.port: UDP port 2306 is already the RCON port of server 'b'",
+        ),
+        ((["-port=2402"], ("0.0.0.0", 2306)), ([], ("127.0.0.1", 2306)), "rcon.port:"),
+        ((["-port=2402"], ("127.0.0.1", 2306)), ([], ("::", 2306)), "rcon.port:"),
+        ((["-port=2402"], ("127.0.0.2", 2306)), ([], ("127.0.0.1", 2306)), None),
+        # The game port binds every address; flags are case-insensitive.
+        (
+            (["-x", "-PORT=2302"], None),
+            (["-port=2302"], None),
+            "args[1]: UDP port 2302 is already the game port of server 'b'",
+        ),
+        (
+            (["-port=2302"], None),
+            ([], ("127.0.0.1", 2302)),
+            "args[0]: UDP port 2302 is already the RCON port",
+        ),
+        ((["-port=2302"], None), (["-port=2303"], ("127.0.0.1", 2304)), None),
+        # Within one server.
+        (
+            (["-port=2306"], ("127.0.0.1", 2306)),
+            ([], None),
+            "rcon.port: UDP port 2306 is also this server's game port (args[0])",
+        ),
+        # Not a port: not guessed.
+        ((["-port=abc", "-port=0"], None), (["-port=2302"], None), None),
+    ],
+)
+def test_udp_ports_two_servers_would_bind_conflict(
+    mine: tuple[list[str], tuple[str, int] | None],
+    theirs: tuple[list[str], tuple[str, int] | None],
+    conflict: str | None,
+) -> None:
+    found = port_conflict(_server("a", *mine), [("server 'b'", _server("b", *theirs))])
+    if conflict is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(conflict), found
+
+
+def test_the_file_refuses_a_port_two_servers_would_bind() -> None:
+    text = (
+        MINIMAL_SERVER.format(id="a")
+        + 'args = ["-port=2302"]\n[servers.rcon]\nport = 2306\npassword = "p"\n'
+        + MINIMAL_SERVER.format(id="b")
+        + 'args = ["-port=2402"]\n[servers.rcon]\nport = 2306\npassword = "q"\n'
+    )
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert str(info.value) == (
+        "servers[1].rcon.port: UDP port 2306 is already the RCON port of servers[0] ('a')"
+    )
+    assert (
+        len(
+            parse_config(
+                text.replace('port = 2306\npassword = "q"', 'port = 2406\npassword = "q"')
+            ).servers
+        )
+        == 2
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -11,6 +12,10 @@ import psutil
 
 from citadel.config import RconConfig, ServerConfig
 from citadel.demo import free_udp_port, simulator_executable
+
+#: Each entry its own ``-port=``: Citadel refuses two servers on one game port (the simulator
+#: binds only RCON, but the API checks what the real game would bind).
+_GAME_PORTS = itertools.count(2302, 10)
 
 FAST_ENV = {
     "DAYZSIM_TICK": "0.2",
@@ -43,7 +48,7 @@ def sim_config(
         name=server_id.title(),
         install_dir=str(install),
         executable=simulator_executable(),
-        args=["-config=serverDZ.cfg", "-port=2302", "-profiles=profiles"],
+        args=["-config=serverDZ.cfg", f"-port={next(_GAME_PORTS)}", "-profiles=profiles"],
         env={**FAST_ENV, **(env or {})},
         rcon=RconConfig(password=f"pw-{server_id}", port=free_udp_port()),
         **settings,

@@ -140,9 +140,11 @@ def test_body_errors(live: Live) -> None:
         unknown = client.post(
             "/api/auth/login", json={"username": "a", "password": "b", "extra": 1}
         )
-        assert "extra" in assert_error(unknown, 422, "invalid_field")["error"]
+        assert assert_error(unknown, 422, "invalid_field")["error"] == "extra: unknown field"
         wrong_type = client.post("/api/auth/login", json={"username": "a", "password": 5})
-        assert "password" in assert_error(wrong_type, 422, "invalid_field")["error"]
+        assert assert_error(wrong_type, 422, "invalid_field")["error"] == (
+            "password: expected str, got int"
+        )
         huge = client.post(
             "/api/auth/login",
             content=b'{"username":"a","password":"' + b"x" * 200_000 + b'"}',
@@ -163,7 +165,52 @@ def test_body_errors(live: Live) -> None:
         empty = client.post("/api/auth/login", content=b"", headers=json_type)
         assert "needs a JSON body" in assert_error(empty, 400, "bad_request")["error"]
         null = client.post("/api/auth/login", content=b"null", headers=json_type)
-        assert assert_error(null, 422, "invalid_field")["error"] == "Expected object, got null"
+        assert assert_error(null, 422, "invalid_field")["error"] == "expected object, got null"
+
+
+def test_every_body_names_an_unknown_field_the_same_way(live: Live) -> None:
+    """One wording for every body: ``<key path>: unknown field`` (login, RCON, servers...)."""
+    with live.client(live.login()) as client:
+        for path, body in (
+            ("/api/auth/login", {"username": "a", "password": "b"}),
+            ("/api/servers/alpha/message", {"message": "hi"}),
+            ("/api/servers/alpha/players/1/kick", {"reason": "bye"}),
+            ("/api/servers/alpha/rcon", {"command": "players"}),
+            ("/api/users", {"username": "u", "password": "long-enough-1", "role": "viewer"}),
+            ("/api/servers", {"id": "x", "name": "X", "install_dir": "/x", "executable": "e"}),
+        ):
+            refused = client.post(path, json={**body, "extra": 1})
+            assert assert_error(refused, 422, "invalid_field")["error"] == "extra: unknown field"
+        nested = client.post(
+            "/api/servers",
+            json={
+                "id": "x",
+                "name": "X",
+                "install_dir": "/x",
+                "executable": "e",
+                "rcon": {"port": 2306, "password": "p", "extra": 1},
+            },
+        )
+        assert assert_error(nested, 422, "invalid_field")["error"] == "rcon.extra: unknown field"
+
+
+def test_lifecycle_commands_take_no_body(live: Live) -> None:
+    """None or ``{}`` reaches the command; anything else is refused before it is carried out."""
+    json_type = {"content-type": "application/json"}
+    with live.client(live.login()) as client:
+        for action in ("start", "stop", "restart"):
+            url = f"/api/servers/alpha/{action}"
+            force = client.post(url, json={"force": True})
+            assert assert_error(force, 422, "invalid_field")["error"] == "force: unknown field"
+            garbage = client.post(url, content=b"garbage", headers=json_type)
+            assert "not valid JSON" in assert_error(garbage, 400, "bad_request")["error"]
+            array = client.post(url, content=b"[]", headers=json_type)
+            assert assert_error(array, 422, "invalid_field")["error"].startswith("expected object")
+        assert client.get("/api/servers/alpha/status").json()["status"] == "stopped"
+        # Without a body, or with {}, the command is judged: alpha is stopped.
+        for body in (b"", b"{}"):
+            stop = client.post("/api/servers/alpha/stop", content=body, headers=json_type)
+            assert assert_error(stop, 409, "conflict")["error"] == "the server is stopped"
 
 
 def test_query_parameters_are_validated_and_unknown_ones_refused(live: Live) -> None:
@@ -176,6 +223,15 @@ def test_query_parameters_are_validated_and_unknown_ones_refused(live: Live) -> 
         )
         two = client.get("/api/servers/alpha/logs?lvl=info&limit=5&srce=rpt")
         assert "'lvl', 'srce'" in assert_error(two, 400, "bad_request")["error"]
+        repeated = client.get("/api/servers/alpha/logs?limit=3&level=info&limit=4")
+        assert assert_error(repeated, 400, "bad_request")["error"] == (
+            "query parameter 'limit' given more than once (each takes one value)"
+        )
+        twice = client.get("/api/audit?before=1&limit=2&before=1&limit=2")
+        assert (
+            "'before', 'limit' given more than once"
+            in assert_error(twice, 400, "bad_request")["error"]
+        )
         assert client.get("/api/audit", params={"limit": 5}).status_code == 200
     with live.client() as anonymous:
         assert anonymous.get("/healthz?cache-buster=1").status_code == 200  # probes are lenient

@@ -253,4 +253,12 @@ def test_documented_error_bodies_and_request_schemas(spec: dict[str, Any]) -> No
     )
     said = spec["paths"]["/api/servers/{server_id}/message"]["post"]["responses"]
     assert {"409", "503", "504"} <= set(said)
-    assert "503" not in spec["paths"]["/api/servers/{server_id}/start"]["post"]["responses"]
+    start = spec["paths"]["/api/servers/{server_id}/start"]["post"]
+    assert "503" not in start["responses"]
+    # No options: the body is optional and may hold nothing (else 422, or 400 if not JSON).
+    assert start["requestBody"]["required"] is False
+    assert {"400", "409", "422"} <= set(start["responses"])
+    assert "start_failed" in start["responses"]["409"]["description"]
+    assert schemas["CommandRequest"]["properties"] == {}
+    assert schemas["CommandRequest"]["additionalProperties"] is False
+    assert schemas["ServerConfig"]["properties"]["stop_timeout"]["maximum"] == 30 * 24 * 3600

@@ -273,3 +273,201 @@ async def test_log_query_parameters_are_validated(tmp_path: Path) -> None:
             response = logs(**params)
             assert response.status_code == 422, (params, response.text)
             assert response.json() == {"error": error, "code": "invalid_field"}
+
+
+# --- a change of configuration keeps the server's lifecycle -----------------------------------
+
+
+def statuses(client: Client, server_id: str) -> list[tuple[int, str]]:
+    return [(d["seq"], d["status"]) for d in client.of("serverStatus", server_id)]
+
+
+async def test_a_start_that_cannot_spawn_is_refused_and_a_change_keeps_seq(tmp_path: Path) -> None:
+    """The spawn failure answers 409 with the OS error; a PATCH of the crashed server sends no
+    ``serverStatus`` (no seq back to 0, the crash reason kept); the next start is seq + 1."""
+    config = sim_config(tmp_path, "api-made")
+    missing = str(tmp_path / "no-such-binary")
+    try:
+        with run_live(tmp_path / "data", servers=[]) as live:
+            admin = live.token_for("admin")
+            client = Client()
+            await client.connect(live.url, admin)
+            try:
+                with live.client(admin) as http:
+                    body = {**as_body(config), "executable": missing}
+                    assert http.post("/api/servers", json=body).status_code == 201
+                    refused = http.post("/api/servers/api-made/start")
+                    assert refused.status_code == 409, refused.text
+                    assert refused.json()["code"] == "start_failed"
+                    assert refused.json()["error"].startswith("could not start: ")
+                    assert missing in refused.json()["error"]
+                    crashed = http.get("/api/servers/api-made/status").json()
+                    assert (crashed["status"], crashed["reason"]) == (
+                        "crashed",
+                        refused.json()["error"],
+                    )
+                with anyio.fail_after(10):
+                    await client.wait_for(
+                        "serverStatus", "api-made", lambda d: d["seq"] == crashed["seq"]
+                    )
+                with live.client(admin) as http:
+                    assert http.patch("/api/servers/api-made", json={}).status_code == 200
+                    fixed = http.patch(
+                        "/api/servers/api-made", json={"executable": config.executable}
+                    )
+                    assert fixed.status_code == 200, fixed.text
+                    assert fixed.json()["status"] == "crashed"
+                    after = http.get("/api/servers/api-made/status").json()
+                    assert after == crashed  # same status, seq and reason
+                # A dashboard connecting now sees the crash as it was.
+                late = Client()
+                await late.connect(live.url, admin)
+                try:
+                    with anyio.fail_after(10):
+                        snapshot = await late.wait_for("serverStatus", "api-made", bool)
+                    assert (snapshot["seq"], snapshot["status"], snapshot["reason"]) == (
+                        crashed["seq"],
+                        "crashed",
+                        crashed["reason"],
+                    )
+                finally:
+                    await late.close()
+                with live.client(admin) as http:
+                    assert http.post("/api/servers/api-made/start", json={}).status_code == 202
+                with anyio.fail_after(30):
+                    await client.wait_for(
+                        "serverStatus", "api-made", lambda d: d["status"] == "running"
+                    )
+                # Events of one server arrive in order: had the PATCH published anything, it
+                # would come before the start's transitions.
+                seqs = [seq for seq, _ in statuses(client, "api-made")]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), statuses(
+                    client, "api-made"
+                )
+                seen = statuses(client, "api-made")
+                at = seen.index((crashed["seq"], "crashed"))
+                assert seen[at : at + 3] == [
+                    (crashed["seq"], "crashed"),
+                    (crashed["seq"] + 1, "starting"),
+                    (crashed["seq"] + 2, "running"),
+                ]
+                with live.client(admin) as http:
+                    assert http.post("/api/servers/api-made/stop").status_code == 202
+                with anyio.fail_after(30):
+                    await client.wait_for(
+                        "serverStatus", "api-made", lambda d: d["status"] == "stopped"
+                    )
+            finally:
+                await client.close()
+    finally:
+        assert kill_leftovers(tmp_path) == []
+
+
+async def test_a_change_cancels_a_pending_restart_as_a_stop(tmp_path: Path) -> None:
+    config = sim_config(
+        tmp_path,
+        "api-made",
+        env={"DAYZSIM_CRASH_AFTER": "0.5"},
+        restart_backoff_base=600.0,
+        restart_backoff_cap=600.0,
+    )
+    try:
+        with run_live(tmp_path / "data", servers=[]) as live:
+            admin = live.token_for("admin")
+            client = Client()
+            await client.connect(live.url, admin)
+            try:
+                with live.client(admin) as http:
+                    assert http.post("/api/servers", json=as_body(config)).status_code == 201
+                    assert http.post("/api/servers/api-made/start").status_code == 202
+                with anyio.fail_after(30):
+                    crash = await client.wait_for(
+                        "serverStatus", "api-made", lambda d: d["status"] == "crashed"
+                    )
+                assert crash["restartIn"] is not None
+                with live.client(admin) as http:
+                    changed = http.patch("/api/servers/api-made", json={"name": "Renamed"})
+                    assert changed.status_code == 200, changed.text
+                    assert changed.json()["status"] == "stopped"
+                    status = http.get("/api/servers/api-made/status").json()
+                    assert (status["seq"], status["restartIn"]) == (crash["seq"] + 1, None)
+                with anyio.fail_after(10):
+                    stopped = await client.wait_for(
+                        "serverStatus", "api-made", lambda d: d["seq"] == crash["seq"] + 1
+                    )
+                assert stopped["status"] == "stopped"
+                assert "admin (configuration change)" in stopped["reason"]
+                assert "pending restart was cancelled" in stopped["reason"]
+            finally:
+                await client.close()
+    finally:
+        assert kill_leftovers(tmp_path) == []
+
+
+# --- a server's configuration is checked as the config file is -------------------------------
+
+
+def test_server_bodies_that_could_never_start_are_refused(tmp_path: Path) -> None:
+    base = {"id": "made", "name": "Made", "install_dir": "/srv/made", "executable": "DayZServer"}
+    with run_live(tmp_path / "data", servers=[]) as live, live.client(live.login()) as http:
+        for change, error in (
+            ({"env": {"A=B": "c"}}, "env[\"A=B\"]: a variable name must not contain '='"),
+            ({"env": {"": "c"}}, 'env[""]: a variable name must not be empty'),
+            ({"args": ["a\x00b"]}, "args[0]: must not contain NUL (U+0000)"),
+            ({"install_dir": "/tmp\x00x"}, "install_dir: must not contain NUL (U+0000)"),
+            (
+                {"name": "x\x00y"},
+                "name: must not contain control characters or line breaks (found U+0000)",
+            ),
+            (
+                {"profile_dir": "../../etc"},
+                "profile_dir: must not contain '..' (got \"../../etc\")",
+            ),
+            ({"colour": 1}, "colour: unknown field"),
+            ({"rcon": {"port": 2306, "password": "p", "x": 1}}, "rcon.x: unknown field"),
+            ({"rcon": {"port": "2306", "password": "p"}}, "rcon.port: expected int, got str"),
+        ):
+            refused = http.post("/api/servers", json={**base, **change})
+            assert refused.status_code == 422, (change, refused.text)
+            assert refused.json() == {"error": error, "code": "invalid_field"}
+        relative = http.post("/api/servers", json={**base, "install_dir": "relative/dir"})
+        assert relative.status_code == 422, relative.text
+        assert relative.json()["error"].startswith("install_dir: must be an absolute path")
+        huge = http.post(
+            "/api/servers",
+            content=msgspec.json.encode(base)[:-1] + b',"stop_timeout":1e400}',
+            headers={"content-type": "application/json"},
+        )
+        assert huge.status_code == 422, huge.text
+        assert huge.json()["error"] == "stop_timeout: expected float <= 2592000.0"
+        assert http.get("/api/servers").json() == []  # nothing was added
+
+        # UDP ports another server binds: a conflict (409) naming the key.
+        first = {**base, "args": ["-port=2302"], "rcon": {"port": 2306, "password": "p"}}
+        assert http.post("/api/servers", json=first).status_code == 201
+        second = {**base, "id": "other", "args": ["-config=x", "-port=2302"]}
+        conflicts: list[tuple[dict[str, Any], str]] = [
+            ({}, "args[1]: UDP port 2302 is already the game port of server 'made'"),
+            (
+                {"args": ["-port=2402"], "rcon": {"port": 2306, "password": "q"}},
+                "rcon.port: UDP port 2306 is already the RCON port of server 'made'",
+            ),
+        ]
+        for change, error in conflicts:
+            taken = http.post("/api/servers", json={**second, **change})
+            assert taken.status_code == 409, taken.text
+            assert taken.json() == {"error": error, "code": "conflict"}
+        other = {**second, "args": ["-port=2402"], "rcon": {"port": 2406, "password": "q"}}
+        assert http.post("/api/servers", json=other).status_code == 201
+
+        # PATCH: the same checks, on the merged configuration.
+        for change, status, error in (
+            ({"env": {"A=B": "c"}}, 422, "env[\"A=B\"]: a variable name must not contain '='"),
+            ({"install_dir": "relative"}, 422, "install_dir: must be an absolute path"),
+            ({"extra": 1}, 422, "extra: unknown field"),
+            ({"rcon": {"port": 2306, "password": "q"}}, 409, "rcon.port: UDP port 2306 is"),
+        ):
+            patched = http.patch("/api/servers/other", json=change)
+            assert patched.status_code == status, (change, patched.text)
+            assert patched.json()["error"].startswith(error), patched.text
+        assert live.citadel.store.get_server("other").config.rcon.port == 2406  # type: ignore[union-attr]
