@@ -54,10 +54,15 @@ class GetStatus(msgspec.Struct, frozen=True):
 
 
 class Accepted(msgspec.Struct, frozen=True):
-    """Reply to a lifecycle command: accepted (``ok``) or refused with the reason."""
+    """Reply to a lifecycle command: accepted (``ok``) or refused with the reason.
+
+    ``failure`` is set when the command was carried out but the start it made could not even
+    spawn the process (the server is then ``crashed`` with that reason).
+    """
 
     ok: bool
     reason: str = ""
+    failure: str | None = None
 
 
 class RconCommand(msgspec.Struct, frozen=True):

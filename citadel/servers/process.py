@@ -285,8 +285,8 @@ class ProcessActor(Actor[Any]):
         self._restarts.cancel()
         memory = self.memory
         memory.auto_restarts, memory.attempt = (), -1
-        await self._spawn(reason=f"started by {by or 'an operator'}", automatic=False)
-        return Accepted(True)
+        failure = await self._spawn(reason=f"started by {by or 'an operator'}", automatic=False)
+        return Accepted(True, failure=failure)
 
     def _operator_stop(self, by: str | None) -> Accepted:
         memory, status = self.memory, self.runtime.state.current.status
@@ -331,8 +331,11 @@ class ProcessActor(Actor[Any]):
 
     # -- starting -------------------------------------------------------------------------
 
-    async def _spawn(self, *, reason: str, automatic: bool) -> None:
-        """Start a new run; ``automatic`` when no operator asked (auto start, restarts)."""
+    async def _spawn(self, *, reason: str, automatic: bool) -> str | None:
+        """Start a new run; ``automatic`` when no operator asked (auto start, restarts).
+
+        Returns why the process could not be spawned, or None once it was.
+        """
         runtime, memory = self.runtime, self.memory
         cfg = runtime.config
         memory.intent, memory.intent_detail, memory.fatal_message = None, "", None
@@ -371,7 +374,7 @@ class ProcessActor(Actor[Any]):
                 notify=("error", "Server failed to start"),
                 plan_restart=retry,
             )
-            return
+            return f"could not start: {error}"
         memory.restart_at = None
         memory.incarnation += 1
         memory.process = process
@@ -396,6 +399,7 @@ class ProcessActor(Actor[Any]):
         self._status.system("info", f"{reason}: pid {process.pid}: {' '.join(argv)}")
         self._run.watch(process, memory.incarnation)
         self._run.arm_start_timeout(memory.incarnation)
+        return None
 
     def _adopt(
         self, process: ManagedProcess, record: LifecycleRecord, previous: RunInfo, *, ready: bool

@@ -263,28 +263,12 @@ async def _lifecycle(
 ) -> CommandAccepted:
     runtime = _runtime(request, principal, server_id, permission)
     fleet = _fleet(request)
-    before = runtime.state.current.seq
     accepted = await fleet.command(server_id, command)
     if not accepted.ok:
         raise ApiError(409, "conflict", accepted.reason)
-    failure = await _spawn_failure(fleet, server_id, before)
-    if failure is not None:
-        raise ApiError(409, "start_failed", failure)
+    if accepted.failure is not None:
+        raise ApiError(409, "start_failed", accepted.failure)
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
-
-
-async def _spawn_failure(fleet: Fleet, server_id: str, before: int) -> str | None:
-    """Why the start this command made could not spawn the process, if it could not.
-
-    The process actor answers a start after its spawn, with ``Accepted(True)`` either way; a
-    spawn that failed is the transition right after ``before``, to ``crashed`` (a spawn that
-    worked is ``starting`` there, and a later exit comes after it). ``GetStatus`` gives the
-    status, seq and reason of one moment.
-    """
-    view = await fleet.server_status(server_id)
-    if view is None or view.status != "crashed" or view.seq != before + 1:
-        return None
-    return view.reason or "the server could not be started"
 
 
 @post("/api/servers/{server_id:str}/start", status_code=202)
