@@ -64,7 +64,7 @@ from citadel.servers.fleet import Fleet, Source, StoreRunStore
 from citadel.store import Store
 from citadel.store.actor import StoreActor, StoreOp, run_in_store
 from citadel.store.retention import Retention
-from citadel.web.app import build_app
+from citadel.web.app import build_app, refuse_encoded_slashes
 from citadel.web.audit import AuditFlusher, AuditTally
 from citadel.web.context import ApiContext
 from citadel.web.server import HttpServer, bind_socket, configure_socketio_logging
@@ -289,7 +289,7 @@ async def open_citadel(
                     audit_tally=audit_tally,
                 )
             )
-            asgi = build_asgi_app(engine, api)
+            asgi = build_asgi_app(engine, refuse_encoded_slashes(api))
             await root.start_child(ChildSpec("http", start=lambda: HttpServer(asgi, sock)))
             started["ready"] = True
             display_host = f"[{bound_host}]" if ":" in bound_host else bound_host

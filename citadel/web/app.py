@@ -14,6 +14,9 @@ Decisions:
   instead of failing the whole body with a 400 that names no key: every float field of a body
   is bounded, so such a value is refused as a 422 naming its key, like any value out of range.
 * The OpenAPI document is served at ``/api/openapi.json`` (``citadel.web.openapi``).
+* A path with an encoded slash (``%2F``) in it is 404 (`refuse_encoded_slashes`): no id may
+  hold a slash, and the ASGI server decodes it before routing, so
+  ``/api/servers/demo-1%2Fplayers`` would otherwise reach another route than the one written.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from litestar.exceptions import SerializationException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
+from citadel.messages.rest import ErrorBody
 from citadel.store.actor import run_in_store
 from citadel.web import routes_auth, routes_servers, routes_system, routes_users
 from citadel.web.context import ApiContext
@@ -101,6 +105,23 @@ def _audit_middleware(app: Any) -> Any:
                     ctx.audit_failures += 1
 
     return middleware
+
+
+def refuse_encoded_slashes(app: Any) -> Any:
+    """Wrap an ASGI app: an HTTP request whose raw path holds ``%2F`` is answered 404."""
+    body = msgspec.json.encode(
+        ErrorBody(error="no such resource: a path segment cannot hold '/'", code="not_found")
+    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+
+    async def guard(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and b"%2f" in scope.get("raw_path", b"").lower():
+            await send({"type": "http.response.start", "status": 404, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await app(scope, receive, send)
+
+    return guard
 
 
 @get("/api/openapi.json", media_type="application/json", include_in_schema=False)
@@ -185,4 +206,4 @@ def build_app(context: ApiContext, *, debug: bool = False) -> Litestar:
     return app
 
 
-__all__ = ["MAX_BODY_BYTES", "build_app"]
+__all__ = ["MAX_BODY_BYTES", "build_app", "refuse_encoded_slashes"]

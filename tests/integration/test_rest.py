@@ -258,6 +258,19 @@ def test_permissions_and_scope(live: Live) -> None:
         assert_error(client.get("/api/audit"), 403, "forbidden")
 
 
+def test_an_encoded_slash_reaches_no_other_route(live: Live) -> None:
+    with live.client(live.login()) as client:
+        assert client.get("/api/servers/alpha/status").status_code == 200
+        # Decoded before routing, these would be alpha's status and the server list.
+        for method, path in [
+            ("GET", "/api/servers/alpha%2Fstatus"),
+            ("GET", "/api/servers/alpha%2fstatus"),
+            ("DELETE", "/api/servers/%2F"),
+            ("GET", "/api/servers/..%2F..%2Fhealthz"),
+        ]:
+            assert_error(client.request(method, path), 404, "not_found")
+
+
 def test_password_change_revokes_older_tokens_only(live: Live) -> None:
     password = live.add_user("olga", "viewer")
     old = live.login("olga", password)
