@@ -13,6 +13,7 @@ import secrets
 import shutil
 import socket
 import sys
+from collections.abc import Container
 from pathlib import Path
 from typing import Final
 
@@ -46,11 +47,15 @@ def simulator_executable() -> str:
     return found
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_udp_port(avoid: Container[int] = ()) -> int:
+    """A UDP port free on loopback now and not in ``avoid`` (ports already handed out: a port
+    probed free is released at once, so the kernel may offer it again)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
 
 
 def demo_servers(data_dir: Path, count: int) -> list[ServerConfig]:
@@ -80,7 +85,9 @@ def demo_servers(data_dir: Path, count: int) -> list[ServerConfig]:
                 env={**DEMO_ENV, "DAYZSIM_SEED": str(n)},
                 auto_start=True,
                 rcon=RconConfig(
-                    password=secrets.token_urlsafe(12), port=free_udp_port(), host="127.0.0.1"
+                    password=secrets.token_urlsafe(12),
+                    port=free_udp_port({k.rcon.port for k in known if k.rcon is not None}),
+                    host="127.0.0.1",
                 ),
                 # A simulator is up in seconds; the real server's five minutes are too patient.
                 start_timeout=60.0,

@@ -48,7 +48,10 @@ def free_tcp_port() -> int:
 
 def write_config(root: Path, count: int, tick: float) -> Path:
     sections = [f'[citadel]\ndata_dir = "{root / "data"}"\n']
+    rcon_ports: set[int] = set()
     for n in range(count):
+        rcon_port = free_udp_port(rcon_ports)
+        rcon_ports.add(rcon_port)
         install = root / f"s{n:03}"
         (install / "profiles").mkdir(parents=True)
         (install / "serverDZ.cfg").write_text('hostname = "bench";\nmaxPlayers = 60;\n')
@@ -78,7 +81,7 @@ DAYZSIM_SEED = "{n}"
 
 [servers.rcon]
 host = "127.0.0.1"
-port = {free_udp_port()}
+port = {rcon_port}
 password = "bench-{n}"
 """
         )

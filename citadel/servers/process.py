@@ -559,7 +559,6 @@ class ProcessActor(Actor[Any]):
         status = exited.status
         intent, detail = memory.intent, memory.intent_detail
         uptime = 0.0 if memory.ready_at is None else anyio.current_time() - memory.ready_at
-        await self._run.process_gone()
         if intent in ("hang", "start-timeout"):
             reason = detail
         elif memory.fatal_message:
@@ -578,6 +577,9 @@ class ProcessActor(Actor[Any]):
             plan_restart=self.runtime.config.auto_restart,
             uptime=uptime,
         )
+        # Reported first (the crash is news, the cleanup takes a /proc scan), cleaned up before
+        # this actor handles anything else: a restart or a start never races the leftovers.
+        await self._run.process_gone()
 
     # -- automatic restarts ---------------------------------------------------------------
 

@@ -26,6 +26,17 @@ FAST_ENV = {
 }
 
 
+_RCON_PORTS: set[int] = set()
+
+
+def _rcon_port() -> int:
+    """A free UDP port never handed out before in this test run (two servers of one test must
+    not get the same one: Citadel refuses that configuration)."""
+    port = free_udp_port(_RCON_PORTS)
+    _RCON_PORTS.add(port)
+    return port
+
+
 def sim_config(
     root: Path, server_id: str, env: dict[str, str] | None = None, **overrides: Any
 ) -> ServerConfig:
@@ -50,7 +61,7 @@ def sim_config(
         executable=simulator_executable(),
         args=["-config=serverDZ.cfg", f"-port={next(_GAME_PORTS)}", "-profiles=profiles"],
         env={**FAST_ENV, **(env or {})},
-        rcon=RconConfig(password=f"pw-{server_id}", port=free_udp_port()),
+        rcon=RconConfig(password=f"pw-{server_id}", port=_rcon_port()),
         **settings,
     )
 
