@@ -37,6 +37,14 @@ _CODES: Final = {
 }
 
 
+def shown(value: str, limit: int = 80) -> str:
+    """``value`` quoted for an error message, cut to ``limit`` characters: path ids are echoed,
+    and a 10 kB id should not come back in full."""
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"
+
+
 NO_BODY: Final = "the request needs a JSON body ({} when every field is left out)"
 
 

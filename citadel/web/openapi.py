@@ -107,9 +107,9 @@ def _error_response(status: str) -> dict[str, Any]:
     }
 
 
-def _strict_request_names() -> set[str]:
-    """Names of the request Structs that refuse unknown fields (as Litestar names them)."""
-    names = set()
+def _strict_requests() -> dict[str, type[msgspec.Struct]]:
+    """The request Structs that refuse unknown fields, by name (as Litestar names them)."""
+    found = {}
     for module in (rest, config):
         for name, obj in vars(module).items():
             if (
@@ -117,8 +117,21 @@ def _strict_request_names() -> set[str]:
                 and issubclass(obj, msgspec.Struct)
                 and obj.__struct_config__.forbid_unknown_fields
             ):
-                names.add(name)
-    return names
+                found[name] = obj
+    return found
+
+
+def _request_schemas(names: set[str]) -> dict[str, Any]:
+    """msgspec's own schemas of the request Structs ``names`` (and what they refer to).
+
+    msgspec decodes the bodies, so its schema is the true one: Litestar's drops the bounds of
+    an optional field (``minutes: Annotated[int, Meta(ge=0)] | None`` lost its ``minimum``).
+    """
+    requests = _strict_requests()
+    _, components = msgspec.json.schema_components(
+        [requests[name] for name in sorted(names)], ref_template=_REF
+    )
+    return components
 
 
 def _server_body_schemas() -> dict[str, Any]:
@@ -158,7 +171,11 @@ def describe(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
     schemas = components.setdefault("schemas", {})
     for name, schema in _server_body_schemas().items():
         schemas.setdefault(name, schema)
-    for name in _strict_request_names() & set(schemas):
+    strict = set(_strict_requests()) & set(schemas)
+    for name, schema in _request_schemas(strict).items():
+        if name in strict or name not in schemas:
+            schemas[name] = schema
+    for name in strict:
         schemas[name]["additionalProperties"] = False
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}

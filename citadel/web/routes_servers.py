@@ -76,7 +76,7 @@ from citadel.servers.runtime import RCON, ServerRuntime
 from citadel.store import Ban, Store
 from citadel.store.actor import run_in_store
 from citadel.web.context import context_of
-from citadel.web.errors import ApiError
+from citadel.web.errors import ApiError, shown
 from citadel.web.guards import Caller, require
 
 RCON_CALL_MARGIN = 2.0
@@ -113,7 +113,7 @@ def visible_server(
     """Return the server, or 404 - also when the caller's scope excludes it (no probing)."""
     server = _fleet(request).get_server(server_id)
     if server is None or not principal.can("server.view", server_id):
-        raise ApiError(404, "not_found", f"no server {server_id!r}")
+        raise ApiError(404, "not_found", f"no server {shown(server_id)}")
     return server
 
 
@@ -147,7 +147,7 @@ async def get_status(
     visible_server(request, principal, server_id)
     status = await _fleet(request).server_status(server_id)
     if status is None:
-        raise ApiError(404, "not_found", f"no server {server_id!r}")
+        raise ApiError(404, "not_found", f"no server {shown(server_id)}")
     return status
 
 
@@ -247,6 +247,10 @@ def _must_be_api_server(fleet: Fleet, server_id: str) -> None:
 
 def _must_be_stopped(runtime: ServerRuntime) -> None:
     status = runtime.state.current.status
+    if status == "stopping":
+        raise ApiError(
+            409, "conflict", f"server {runtime.id!r} is stopping; try again once it is stopped"
+        )
     if status not in STOPPED_STATES:
         raise ApiError(409, "conflict", f"server {runtime.id!r} is {status}; stop it first")
 
@@ -365,7 +369,7 @@ def _player(runtime: ServerRuntime, player_id: str) -> Player:
     for player in runtime.rcon.players:
         if player.id == player_id:
             return player  # type: ignore[no-any-return]  # RconFacts holds Player records
-    raise ApiError(404, "not_found", f"no player {player_id!r} on {runtime.id!r}")
+    raise ApiError(404, "not_found", f"no player {shown(player_id)} on {runtime.id!r}")
 
 
 @get("/api/servers/{server_id:str}/players")
@@ -494,6 +498,8 @@ async def send_message(
     """Broadcast a chat message to every player (``say -1``)."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
     _sendable("message", data.message)
+    if not data.message.strip():
+        raise ApiError(422, "invalid_field", "message: must not be blank")
     await _rcon(runtime, f"say -1 {data.message}", "message")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)
 

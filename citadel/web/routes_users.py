@@ -23,7 +23,7 @@ from citadel.messages.rest import RoleCreate, RoleUpdate, RoleView, UserCreate, 
 from citadel.store import Conflict, Store, User
 from citadel.store.actor import run_in_store
 from citadel.web.context import ApiContext, context_of
-from citadel.web.errors import ApiError
+from citadel.web.errors import ApiError, shown
 from citadel.web.guards import Caller, require
 from citadel.web.views import role_view, user_view
 
@@ -64,7 +64,7 @@ def _must_cover_role(principal: Principal, store: Store, role_name: str, what: s
 def _user_or_404(store: Store, username: str) -> User:
     user = store.get_user(username)
     if user is None:
-        raise ApiError(404, "not_found", f"no user {username!r}")
+        raise ApiError(404, "not_found", f"no user {shown(username)}")
     return user
 
 
@@ -217,7 +217,7 @@ async def update_role(
     ctx = _admin(request, principal)
     role = ctx.store.get_role(name)
     if role is None:
-        raise ApiError(404, "not_found", f"no role {name!r}")
+        raise ApiError(404, "not_found", f"no role {shown(name)}")
     if role.builtin:
         raise ApiError(409, "conflict", f"role {name!r} is built in")
     _must_cover(principal, f"role {name!r}", role.permissions, role.servers)
@@ -240,7 +240,7 @@ async def delete_role(
     ctx = _admin(request, principal)
     role = ctx.store.get_role(name)
     if role is None:
-        raise ApiError(404, "not_found", f"no role {name!r}")
+        raise ApiError(404, "not_found", f"no role {shown(name)}")
     _must_cover(principal, f"role {name!r}", role.permissions, role.servers)
     if any(u.role == name for u in ctx.store.list_users()):
         raise ApiError(409, "conflict", f"role {name!r} is still held by users")
