@@ -203,6 +203,9 @@ def _server_problem(config: ServerConfig, absolute_install_dir: bool) -> str | N
     for index, arg in enumerate(config.args):
         if NUL in arg:
             return f"args[{index}]: {nul}"
+        if arg[:6].lower() == "-port=" and _game_port(arg) is None:
+            # DayZ would fall back to its default port: a clash nobody was warned of.
+            return f"args[{index}]: -port= takes a port number 1-65535 (got {_shown(arg)})"
     for name, value in config.env.items():
         key = f"env[{_shown(name)}]"
         if not name:
@@ -253,6 +256,14 @@ def check_server(
 _GAME_PORT: Final = re.compile(r"-port=(\d{1,5})", re.IGNORECASE)
 
 
+def _game_port(arg: str) -> int | None:
+    """The port of a ``-port=N`` argument, None for any other argument or a bad number."""
+    match = _GAME_PORT.fullmatch(arg)
+    if match and 1 <= int(match[1]) <= 65535:
+        return int(match[1])
+    return None
+
+
 class _Binding(msgspec.Struct, frozen=True):
     key: str  # where the config says so: "rcon.port", "args[1]"
     what: str  # "RCON port", "game port"
@@ -268,9 +279,9 @@ def _bindings(config: ServerConfig) -> list[_Binding]:
     """
     found = []
     for index, arg in enumerate(config.args):
-        match = _GAME_PORT.fullmatch(arg)
-        if match and 1 <= int(match[1]) <= 65535:
-            found.append(_Binding(f"args[{index}]", "game port", None, int(match[1])))
+        port = _game_port(arg)
+        if port is not None:
+            found.append(_Binding(f"args[{index}]", "game port", None, port))
     if config.rcon is not None:
         found.append(_Binding("rcon.port", "RCON port", config.rcon.host, config.rcon.port))
     return found

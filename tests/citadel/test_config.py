@@ -222,6 +222,12 @@ SERVER = {"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZSe
         ({"env": {"A\x00": "c"}}, 'env["A\\u0000"]: a variable name must not contain NUL'),
         ({"env": {"A": "x\x00y"}}, 'env["A"]: must not contain NUL (U+0000)'),
         ({"args": ["-port=1", "a\x00b"]}, "args[1]: must not contain NUL (U+0000)"),
+        (
+            {"args": ["-config=x", "-PORT=2402x"]},
+            'args[1]: -port= takes a port number 1-65535 (got "-PORT=2402x")',
+        ),
+        ({"args": ["-port=0"]}, 'args[0]: -port= takes a port number 1-65535 (got "-port=0")'),
+        ({"args": ["-port="]}, 'args[0]: -port= takes a port number 1-65535 (got "-port=")'),
         ({"install_dir": "/tmp\x00x"}, "install_dir: must not contain NUL (U+0000)"),
         ({"executable": "Day\x00Z"}, "executable: must not contain NUL (U+0000)"),
         ({"profile_dir": "p\x00"}, "profile_dir: must not contain NUL (U+0000)"),
