@@ -101,8 +101,12 @@ def _http(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
     detail = str(error.detail) if error.detail else "request failed"
     if status == 400 and detail.startswith("JSON is malformed"):
         detail = f"the body is not valid JSON ({detail.removeprefix('JSON is malformed: ')})"
-    elif status == 400 and detail == "Input data was truncated":  # msgspec, on a cut-off body
-        detail = "the body is not valid JSON (it ends too early)"
+    elif status == 400 and detail == "Input data was truncated":
+        # msgspec's words for a cut-off body, and also for an unpaired surrogate escape.
+        detail = (
+            "the body is not valid JSON (it ends too early, or has an unpaired "
+            "\\uD800-\\uDFFF escape)"
+        )
     if status == 413:
         detail = "the request body is too large"
     return error_response(status, _CODES.get(status, "error"), detail, dict(error.headers or {}))

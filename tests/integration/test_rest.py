@@ -162,6 +162,12 @@ def test_body_errors(live: Live) -> None:
         assert "nested too deeply" in assert_error(deep, 400, "bad_request")["error"]
         cut = client.post("/api/auth/login", content=b'{"username": "a"', headers=json_type)
         assert "not valid JSON" in assert_error(cut, 400, "bad_request")["error"]
+        lone = client.post(
+            "/api/auth/login",
+            content=b'{"password": "x", "username": "\\ud800"}',
+            headers=json_type,
+        )
+        assert "unpaired \\uD800-\\uDFFF escape" in assert_error(lone, 400, "bad_request")["error"]
         empty = client.post("/api/auth/login", content=b"", headers=json_type)
         assert "needs a JSON body" in assert_error(empty, 400, "bad_request")["error"]
         null = client.post("/api/auth/login", content=b"null", headers=json_type)
