@@ -102,7 +102,8 @@ def describe_exit(status: ExitStatus) -> str:
         return f"killed by {status.signal}"
     if status.code is not None:
         return f"exited with code {status.code}"
-    return "exited (status unknown: not our child)"
+    # An adopted run: only a parent can read the status, and that was an earlier Citadel.
+    return "exited (exit code and signal unknown: the run was adopted, not started by this Citadel)"
 
 
 class ProcessActor(Actor[Any]):
