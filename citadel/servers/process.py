@@ -82,7 +82,12 @@ from citadel.servers.process_run import (
     Stopped,
 )
 from citadel.servers.process_status import StatusPublisher
-from citadel.servers.run_files import prepare_console, resolve_argv, rpt_shows_ready
+from citadel.servers.run_files import (
+    check_install_dir,
+    prepare_console,
+    resolve_argv,
+    rpt_shows_ready,
+)
 from citadel.servers.runtime import PROCESS, LifecycleRecord, RunInfo, ServerRuntime
 from citadel.servers.spawn import adopt, spawn
 
@@ -344,6 +349,7 @@ class ProcessActor(Actor[Any]):
         started_wall = self._wall()
         marker = secrets.token_hex(MARKER_BYTES)
         try:
+            check_install_dir(runtime)
             argv = resolve_argv(runtime)
             profile = runtime.profile_dir
             console = prepare_console(profile, started_wall, memory.incarnation + 1)

@@ -9,6 +9,7 @@ for a run adopted while ``starting``. Plain (blocking) file work, no actor state
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -28,6 +29,21 @@ ADOPT_RPT_SLACK: Final = timedelta(seconds=2)
 #: How much of an RPT is read for the ready line (it comes early; the file may be huge).
 READY_SCAN_BYTES: Final = 16 * 1024 * 1024
 # -----------------------------------------------------------------------------------------------
+
+
+def check_install_dir(runtime: ServerRuntime) -> None:
+    """Refuse a start whose ``install_dir`` is not a directory (blocking, one ``stat``).
+
+    Creating the run's console directory would otherwise create the whole mistyped path, and
+    the server would crash-loop in an empty tree instead of failing to start.
+
+    Raises:
+        FileNotFoundError: ``[Errno 2] install_dir is not a directory: '<path>'``.
+    """
+    if not runtime.install_dir.is_dir():
+        raise FileNotFoundError(
+            errno.ENOENT, "install_dir is not a directory", str(runtime.install_dir)
+        )
 
 
 def resolve_argv(runtime: ServerRuntime) -> list[str]:

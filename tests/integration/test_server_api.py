@@ -282,6 +282,23 @@ def statuses(client: Client, server_id: str) -> list[tuple[int, str]]:
     return [(d["seq"], d["status"]) for d in client.of("serverStatus", server_id)]
 
 
+def test_a_start_in_a_missing_install_dir_is_refused_and_creates_nothing(tmp_path: Path) -> None:
+    """A mistyped ``install_dir`` is a failed start, not a new empty tree and a crash loop."""
+    nowhere = tmp_path / "nowhere" / "dayz"
+    body = {**as_body(sim_config(tmp_path, "typo")), "install_dir": str(nowhere)}
+    with run_live(tmp_path / "data", servers=[]) as live:
+        with live.client(live.token_for("admin")) as http:
+            assert http.post("/api/servers", json=body).status_code == 201
+            refused = http.post("/api/servers/typo/start")
+            assert refused.status_code == 409, refused.text
+            assert refused.json() == {
+                "error": f"could not start: [Errno 2] install_dir is not a directory: "
+                f"'{nowhere}'",
+                "code": "start_failed",
+            }
+    assert not (tmp_path / "nowhere").exists()
+
+
 async def test_a_start_that_cannot_spawn_is_refused_and_a_change_keeps_seq(tmp_path: Path) -> None:
     """The spawn failure answers 409 with the OS error; a PATCH of the crashed server sends no
     ``serverStatus`` (no seq back to 0, the crash reason kept); the next start is seq + 1."""
