@@ -49,7 +49,7 @@ from citadel.auth import (
     hash_password,
     load_jwt_secret,
 )
-from citadel.config import Config, ConfigError, ServerConfig, check_server, port_conflict
+from citadel.config import Config, ConfigError, ServerConfig, check_server, server_conflict
 from citadel.files import write_private
 from citadel.realtime import ClientScope, ConnectRefused, FanoutEngine, build_asgi_app
 from citadel.realtime.broadcaster import (
@@ -153,7 +153,7 @@ def gather_servers(
         except ConfigError as error:
             log.error("server %r (%s): %s", server.id, source, error)
         earlier = ((f"server {s.id!r}", s) for s, _ in found[:index])
-        conflict = port_conflict(server, earlier)
+        conflict = server_conflict(server, earlier)
         if conflict is not None:
             log.error("server %r (%s): %s", server.id, source, conflict)
     return found

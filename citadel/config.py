@@ -9,9 +9,9 @@ One validation for every way a server arrives (the file, ``POST``/``PATCH /api/s
 msgspec checks types and bounds, `check_server` what msgspec cannot express - what would only
 fail at spawn (a NUL in a path or argument, an environment variable name that is empty or holds
 ``=``, an RCON password the BattlEye file cannot hold, an RCON host that is not an IP address)
-and ``profile_dir`` climbing out of ``install_dir`` - and `port_conflict` the UDP ports two
-servers would both bind. Its problems name the key path too (``env["A=B"]: ...``,
-``args[0]: ...``).
+and ``profile_dir`` climbing out of ``install_dir`` - and `server_conflict` what two servers
+would share: a UDP port, or the profile directory. Its problems name the key path too
+(``env["A=B"]: ...``, ``args[0]: ...``).
 
 Paths: ``load_config`` resolves a relative ``citadel.data_dir`` and ``servers[].install_dir``
 against the directory holding the config file (so ``citadel serve --config /etc/citadel.toml``
@@ -23,6 +23,7 @@ RCON client, no ``#shutdown`` step in the stop ladder and no ``beserver_x64.cfg`
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -331,6 +332,30 @@ def port_conflict(config: ServerConfig, others: Iterable[tuple[str, ServerConfig
     return None
 
 
+def profile_path(config: ServerConfig) -> str:
+    """The server's profile directory: ``profile_dir`` under ``install_dir`` (or absolute),
+    normalised (``a/./b/`` is ``a/b``; symbolic links are not followed)."""
+    return os.path.normpath(os.path.join(config.install_dir, config.profile_dir))
+
+
+def server_conflict(config: ServerConfig, others: Iterable[tuple[str, ServerConfig]]) -> str | None:
+    """What ``config`` would share with another server, as ``key: ...``, or None.
+
+    A UDP port (`port_conflict`), or the profile directory: two servers writing their logs,
+    ``battleye/`` config and position files into one directory overwrite each other's RCON
+    settings and read each other's log lines.
+    """
+    others = list(others)
+    conflict = port_conflict(config, others)
+    if conflict is not None:
+        return conflict
+    mine = profile_path(config)
+    for name, other in others:
+        if profile_path(other) == mine:
+            return f"profile_dir: the profile directory {_shown(mine)} is already that of {name}"
+    return None
+
+
 def _check_servers(servers: list[ServerConfig]) -> None:
     seen: dict[str, int] = {}
     for index, server in enumerate(servers):
@@ -342,7 +367,7 @@ def _check_servers(servers: list[ServerConfig]) -> None:
         seen[server.id] = index
         check_server(server, root=root)
         earlier = ((f"servers[{i}] ({s.id!r})", s) for i, s in enumerate(servers[:index]))
-        conflict = port_conflict(server, earlier)
+        conflict = server_conflict(server, earlier)
         if conflict is not None:
             raise ConfigError(f"{root}.{conflict}")
 
@@ -363,8 +388,8 @@ def parse_config(text: str, base_dir: Path | None = None) -> Config:
 
     Raises:
         ConfigError: Invalid TOML, a wrong type or value, an unknown key, a value no server
-            could start with (`check_server`), a duplicate id or a UDP port two servers would
-            both bind (`port_conflict`).
+            could start with (`check_server`), a duplicate id, or a UDP port or profile
+            directory two servers would share (`server_conflict`).
     """
     try:
         raw = tomllib.loads(text)

@@ -10,8 +10,9 @@ restart of a stopped server) whose process cannot even be spawned is known at on
 
 A server's configuration (``POST``, ``PATCH``) is checked as the config file is
 (`citadel.config.check_server`: 422 naming the key path), with an absolute ``install_dir``
-(only the file defines relative ones), and against the other servers: an id taken or a UDP port
-another server binds (`citadel.config.port_conflict`) is a 409 naming the key. A ``PATCH``
+(only the file defines relative ones), and against the other servers: an id taken, a UDP port
+another server binds or its profile directory (`citadel.config.server_conflict`) is a 409
+naming the key. A ``PATCH``
 keeps the server's lifecycle (``Fleet.reconfigure``: same status and ``seq``, no event).
 
 RCON requests (``/rcon``, ``/message``, kick, ban) are never retried by Citadel. Their errors:
@@ -37,7 +38,7 @@ from litestar import Request, delete, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from citadel.auth import Principal
-from citadel.config import ConfigError, ServerConfig, convert_server_config, port_conflict
+from citadel.config import ConfigError, ServerConfig, convert_server_config, server_conflict
 from citadel.games.battleye import encode_command_text, find_control_character
 from citadel.messages import (
     LogEvent,
@@ -226,13 +227,14 @@ def _convert(data: Any) -> ServerConfig:
 
 
 def _must_not_conflict(fleet: Fleet, config: ServerConfig) -> None:
-    """409 when ``config`` would bind a UDP port another server binds (naming the key)."""
+    """409 when ``config`` would share a UDP port or its profile directory with another
+    server (naming the key)."""
     others = (
         (f"server {server_id!r}", runtime.config)
         for server_id, runtime in fleet.runtimes.items()
         if server_id != config.id
     )
-    conflict = port_conflict(config, others)
+    conflict = server_conflict(config, others)
     if conflict is not None:
         raise ApiError(409, "conflict", conflict)
 

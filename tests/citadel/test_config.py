@@ -22,6 +22,7 @@ from citadel.config import (
     load_config,
     parse_config,
     port_conflict,
+    server_conflict,
 )
 
 EXAMPLE = """
@@ -51,7 +52,7 @@ MINIMAL_SERVER = """
 [[servers]]
 id = "{id}"
 name = "N"
-install_dir = "/srv/x"
+install_dir = "/srv/{id}"
 executable = "DayZServer"
 """
 
@@ -383,4 +384,48 @@ def test_the_file_refuses_a_port_two_servers_would_bind() -> None:
             ).servers
         )
         == 2
+    )
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "shared"),
+    [
+        (("/srv/dayz", "profiles"), ("/srv/dayz", "profiles"), True),
+        (("/srv/dayz", "profiles/"), ("/srv/dayz/", "./profiles"), True),
+        (("/srv/a", "/var/dayz/p"), ("/srv/b", "/var/dayz/p"), True),
+        (("/srv/a", "../p"), ("/srv/b", "../p"), True),  # refused earlier by check_server
+        (("/srv/dayz", "profiles_1"), ("/srv/dayz", "profiles_2"), False),  # one install, two
+        (("/srv/a", "profiles"), ("/srv/b", "profiles"), False),
+    ],
+)
+def test_two_servers_may_not_share_a_profile_directory(
+    mine: tuple[str, str], theirs: tuple[str, str], shared: bool
+) -> None:
+    """Logs, ``battleye/`` and position files live there: shared, they would mix."""
+
+    def server(server_id: str, install_dir: str, profile_dir: str) -> ServerConfig:
+        return ServerConfig(
+            id=server_id,
+            name=server_id,
+            install_dir=install_dir,
+            executable="e",
+            profile_dir=profile_dir,
+        )
+
+    found = server_conflict(server("a", *mine), [("server 'b'", server("b", *theirs))])
+    if shared:
+        assert found is not None
+        assert found.startswith("profile_dir: the profile directory ")
+        assert found.endswith(" is already that of server 'b'")
+    else:
+        assert found is None
+
+
+def test_the_file_refuses_a_profile_directory_two_servers_would_share() -> None:
+    text = MINIMAL_SERVER.format(id="a") + MINIMAL_SERVER.format(id="b").replace("/srv/b", "/srv/a")
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert str(info.value) == (
+        'servers[1].profile_dir: the profile directory "/srv/a/profiles" is already that of '
+        "servers[0] ('a')"
     )

@@ -286,16 +286,14 @@ def test_a_start_in_a_missing_install_dir_is_refused_and_creates_nothing(tmp_pat
     """A mistyped ``install_dir`` is a failed start, not a new empty tree and a crash loop."""
     nowhere = tmp_path / "nowhere" / "dayz"
     body = {**as_body(sim_config(tmp_path, "typo")), "install_dir": str(nowhere)}
-    with run_live(tmp_path / "data", servers=[]) as live:
-        with live.client(live.token_for("admin")) as http:
-            assert http.post("/api/servers", json=body).status_code == 201
-            refused = http.post("/api/servers/typo/start")
-            assert refused.status_code == 409, refused.text
-            assert refused.json() == {
-                "error": f"could not start: [Errno 2] install_dir is not a directory: "
-                f"'{nowhere}'",
-                "code": "start_failed",
-            }
+    with run_live(tmp_path / "data", servers=[]) as live, live.client(live.login()) as http:
+        assert http.post("/api/servers", json=body).status_code == 201
+        refused = http.post("/api/servers/typo/start")
+        assert refused.status_code == 409, refused.text
+        assert refused.json() == {
+            "error": f"could not start: [Errno 2] install_dir is not a directory: '{nowhere}'",
+            "code": "start_failed",
+        }
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -459,15 +457,25 @@ def test_server_bodies_that_could_never_start_are_refused(tmp_path: Path) -> Non
         assert huge.json()["error"] == "stop_timeout: expected float <= 2592000.0"
         assert http.get("/api/servers").json() == []  # nothing was added
 
-        # UDP ports another server binds: a conflict (409) naming the key.
+        # UDP ports or the profile directory of another server: a conflict (409) naming the key.
         first = {**base, "args": ["-port=2302"], "rcon": {"port": 2306, "password": "p"}}
         assert http.post("/api/servers", json=first).status_code == 201
-        second = {**base, "id": "other", "args": ["-config=x", "-port=2302"]}
+        second = {
+            **base,
+            "id": "other",
+            "args": ["-config=x", "-port=2302"],
+            "profile_dir": "profiles_2",  # one install, two servers: each its own profile
+        }
         conflicts: list[tuple[dict[str, Any], str]] = [
             ({}, "args[1]: UDP port 2302 is already the game port of server 'made'"),
             (
                 {"args": ["-port=2402"], "rcon": {"port": 2306, "password": "q"}},
                 "rcon.port: UDP port 2306 is already the RCON port of server 'made'",
+            ),
+            (
+                {"args": ["-port=2402"], "profile_dir": "/srv/made/profiles/"},
+                'profile_dir: the profile directory "/srv/made/profiles" is already that of '
+                "server 'made'",
             ),
         ]
         for change, error in conflicts:
