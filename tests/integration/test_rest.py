@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import time
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
@@ -473,6 +475,28 @@ def test_anonymous_refusals_are_tallied_not_written_one_by_one(live: Live) -> No
     assert all(e["tally"] is None for e in named)
     assert "command" not in str(listed)
     assert "x" * 100 not in str(listed)
+
+
+def test_a_request_abandoned_by_its_client_is_audited_as_499_not_500(live: Live) -> None:
+    """A body cut short by a client that goes away: nothing failed in Citadel."""
+    db = live.citadel.registry.whereis("store")
+    assert db is not None
+    live.portal.call(flush_tally, db, live.citadel.audit_tally)  # earlier tests' tallies
+    address = urlsplit(live.url)
+    with socket.create_connection((address.hostname, address.port)) as raw:
+        raw.sendall(
+            b"POST /api/servers/alpha/rcon HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+            b'{"command": "pl'
+        )
+    deadline = time.monotonic() + 10
+    statuses: list[int] = []
+    while 499 not in statuses:
+        assert time.monotonic() < deadline, f"never audited; saw {statuses}"
+        live.portal.call(flush_tally, db, live.citadel.audit_tally)
+        rows = live.citadel.store.list_audit(limit=5)
+        statuses = [e.status for e in rows if e.path == "/api/servers/alpha/rcon"]
+    assert 500 not in statuses
 
 
 def test_health_readiness_and_openapi(live: Live) -> None:
