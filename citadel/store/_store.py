@@ -215,6 +215,13 @@ class Store:
         check_username(username)
         at = self._now(now)
         with self._tx() as conn:
+            # Names are ASCII (check_username), so NOCASE is exact: "Alice" beside "alice"
+            # would be two accounts an audit reader or a colleague cannot tell apart.
+            taken = conn.execute(
+                "SELECT username FROM users WHERE username = ? COLLATE NOCASE", (username,)
+            ).fetchone()
+            if taken is not None:
+                raise Conflict(f"user {taken[0]!r} already exists (names ignore case)")
             cursor = conn.execute(
                 "INSERT INTO users (username, password_hash, role, tokens_valid_after,"
                 " created_at, disabled) VALUES (?, ?, ?, ?, ?, 0)",

@@ -123,6 +123,8 @@ def test_users(store: Store) -> None:
     assert not alice.disabled
     with pytest.raises(Conflict):
         store.create_user("alice", "h2", "viewer")
+    with pytest.raises(Conflict, match=r"^user 'alice' already exists \(names ignore case\)$"):
+        store.create_user("ALice", "h2", "viewer")  # not a second, look-alike account
     with pytest.raises(Conflict):
         store.create_user("bob", "h", "no-such-role")
     assert store.count_users() == 1
