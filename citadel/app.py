@@ -274,8 +274,8 @@ async def open_citadel(
                 )
             )
             fleet.attach(_lookup(registry, "fleet"))
-            for server, source in servers:
-                await fleet.add(server, source)
+            # Runs of servers gone from the configuration are stopped before any server starts.
+            await fleet.start(servers)
             api = build_app(
                 ApiContext(
                     store=store,

@@ -3,6 +3,8 @@
 ``ensure_no_descendants`` is the last rung of every stop (the ladder's, a crash's, a closed
 handle's): no process of a server may outlive it. ``snapshot_tree`` (and ``remember_tree``)
 record a server's tree *before* a signal, while the parent links still lead to it.
+``clear_dead_run`` kills what is left of a recorded run that could not be adopted after a
+Citadel restart (by its marker only), and tells when its process may still live unrecognised.
 
 Descendants are found three ways: through parent links (snapshotted before every signal), as
 members of the server's process group, and - for a process spawned with a ``marker`` - by the
@@ -27,6 +29,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 import anyio
+import msgspec
 import psutil
 
 from citadel.servers import _posix
@@ -168,6 +171,47 @@ async def ensure_no_descendants(
     if survivors:
         raise ProcessesSurvived(survivors, killed)
     return killed
+
+
+class DeadRun(msgspec.Struct, frozen=True):
+    """What `clear_dead_run` found of a recorded run that could not be adopted.
+
+    Attributes:
+        unrecognised: A process with the run's pid and start time runs, but shows neither the
+            recorded command line nor the run's marker: it may be the run (``exec`` with a
+            cleared environment) or not. Nothing was killed.
+        killed: Processes that still carried the run's marker, SIGKILLed.
+        survivors: Processes of the run still running after SIGKILL and the bound.
+    """
+
+    unrecognised: bool = False
+    killed: tuple[int, ...] = ()
+    survivors: tuple[int, ...] = ()
+
+
+async def clear_dead_run(
+    root: ProcessIdentity,
+    marker: str | None,
+    timeout: float = CLEANUP_TIMEOUT,  # noqa: ASYNC109 (a bound like the ladder's steps)
+) -> DeadRun:
+    """SIGKILL what is left of a recorded run whose process ``root`` could not be adopted.
+
+    Call it once the adoption rule (``spawn.adopt``) failed for ``root``. The run's processes
+    are found by its ``marker`` only (a game whose wrapper shell died, a daemon it left): not
+    by the process group, whose leader is gone and whose id may since be a stranger's. A
+    process with the recorded pid and start time that ``adopt`` did not recognise is left
+    alone and reported (``unrecognised``): never killed by a guess.
+    """
+    current = read_identity(root.pid)
+    if current is not None and same_start(root, current):
+        return DeadRun(unrecognised=True)
+    if marker is None:
+        return DeadRun()
+    try:
+        killed = await ensure_no_descendants(root, None, timeout, marker=marker)
+    except ProcessesSurvived as error:
+        return DeadRun(killed=error.killed, survivors=error.survivors)
+    return DeadRun(killed=tuple(killed))
 
 
 def remember_tree(

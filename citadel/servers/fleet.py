@@ -17,6 +17,9 @@ actor writes.
 
 `Fleet` is also what the REST API and the connect snapshot see (``ServerDirectory``).
 
+`Fleet.start` first stops what a killed Citadel left running of servers that are no longer in
+the fleet (`orphans`), then adds the servers: a run nobody would adopt is never left behind.
+
 Changing a server's configuration (`Fleet.reconfigure`) is not a removal: its actors are
 restarted around the same `ServerRuntime`, so its lifecycle (status, ``seq``, the last
 ``serverStatus`` with its reason, the persisted record) and its log and metrics history carry
@@ -27,7 +30,7 @@ over, and dashboards see no new ``serverStatus`` for it. Only `Fleet.remove` for
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final, Literal
 
 import anyio
@@ -48,6 +51,7 @@ from citadel.messages import Event
 from citadel.messages.rest import ServerStatusView, ServerView
 from citadel.servers import logs, map, metrics, process, rcon
 from citadel.servers.messages import Accepted, GetStatus, RestartServer, StartServer, StopServer
+from citadel.servers.orphans import stop_orphaned_runs
 from citadel.servers.persistence import RunStore, StoreRunStore
 from citadel.servers.process_memory import release_memory
 from citadel.servers.runtime import PROCESS, ServerRuntime
@@ -121,6 +125,18 @@ class Fleet:
     def attach(self, address: Address[Any]) -> None:
         """Use the dynamic supervisor at ``address`` (started by the root)."""
         self.supervisor = SupervisorRef(address)
+
+    async def start(self, servers: Sequence[tuple[ServerConfig, Source]]) -> None:
+        """Citadel starts: stop the runs of servers that are gone, then add ``servers``.
+
+        A run recorded for a server id not among ``servers`` (removed from the configuration
+        while Citadel was down) would have no process actor to adopt it: `orphans` stops it
+        first, bounded by its stop ladder, so no server starts beside it (it may hold the
+        ports a server configured now binds) and nothing outlives Citadel unsupervised.
+        """
+        await stop_orphaned_runs(self.runs, {config.id for config, _ in servers}, self.publish)
+        for config, source in servers:
+            await self.add(config, source)
 
     async def add(self, config: ServerConfig, source: Source) -> None:
         """Create a server's runtime and start its supervisor."""

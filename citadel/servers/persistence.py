@@ -56,6 +56,11 @@ class RunStore(Protocol):
         """The last record saved for the server, if any."""
         ...
 
+    async def load_all(self) -> dict[str, LifecycleRecord | None]:
+        """Every stored record by server id, also of servers no longer configured (None:
+        unreadable)."""
+        ...
+
     async def add_notification(self, notice: Notice) -> int:
         """Store a notification; return its id (unique host-wide, never reused)."""
         ...
@@ -79,6 +84,9 @@ class MemoryRunStore:
 
     async def load(self, server_id: str) -> LifecycleRecord | None:
         return self.records.get(server_id)
+
+    async def load_all(self) -> dict[str, LifecycleRecord | None]:
+        return dict(self.records)
 
     async def add_notification(self, notice: Notice) -> int:
         note_id = len(self.notices) + 1
@@ -105,6 +113,9 @@ class StoreRunStore:
     async def load(self, server_id: str) -> LifecycleRecord | None:
         data = self._store.load_run(server_id)
         return None if data is None else decode_record(server_id, data)
+
+    async def load_all(self) -> dict[str, LifecycleRecord | None]:
+        return {sid: decode_record(sid, data) for sid, data in self._store.list_runs()}
 
     async def add_notification(self, notice: Notice) -> int:
         stored = await self._write(
@@ -135,9 +146,10 @@ def decode_record(server_id: str, data: bytes) -> LifecycleRecord | None:
 
 
 class Persist(msgspec.Struct, frozen=True):
-    """Outbox item: save this record (queued before the event it goes with)."""
+    """Outbox item: save this record (queued before the event it goes with); None forgets
+    the server's record."""
 
-    record: LifecycleRecord
+    record: LifecycleRecord | None
 
 
 class Outbox:

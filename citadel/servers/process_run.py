@@ -29,7 +29,7 @@ import msgspec
 
 from citadel.servers import _posix, cleanup, ladder
 from citadel.servers.handles import ExitStatus, ManagedProcess
-from citadel.servers.identity import MARKER_ENV, read_identity, same_start
+from citadel.servers.identity import MARKER_ENV
 from citadel.servers.ladder import StopOutcome
 from citadel.servers.messages import RconCommand, Ready
 from citadel.servers.policy import hang_verdict
@@ -293,32 +293,27 @@ class RunControl:
         (the same ports: RCON and players would be answered by the wrong process), so this
         returns a reason when one may still live: processes that survived SIGKILL, or a process
         with the run's pid and start time that cannot be recognised (it ``exec``-ed with a
-        cleared environment; see ``identity``), which is neither adopted nor killed.
+        cleared environment; see ``identity``), which is neither adopted nor killed. The OS
+        work is `cleanup.clear_dead_run`'s (shared with `orphans`).
         """
-        current = read_identity(run.pid)
-        if current is not None and same_start(run.identity, current):
+        dead = await cleanup.clear_dead_run(run.identity, run.marker)
+        if dead.unrecognised:
             return (
                 f"pid {run.pid}, started with the recorded run, still runs but cannot be "
                 f"recognised as this server (its command line changed and it carries no "
                 f"{MARKER_ENV}); not starting a second copy: stop it, then start the server"
             )
-        if run.marker is None:
-            return None
-        try:
-            killed = await cleanup.ensure_no_descendants(
-                run.identity, None, cleanup.CLEANUP_TIMEOUT, marker=run.marker
-            )
-        except cleanup.ProcessesSurvived as error:
-            self._status.system("error", f"processes survived SIGKILL: {error.survivors}")
+        if dead.survivors:
+            self._status.system("error", f"processes survived SIGKILL: {dead.survivors}")
             return (
-                f"processes of that run survived SIGKILL {list(error.survivors)}; "
+                f"processes of that run survived SIGKILL {list(dead.survivors)}; "
                 "not starting a second copy"
             )
-        if killed:
+        if dead.killed:
             self._status.system(
                 "warn",
-                f"killed {len(killed)} leftover process(es) of the run that ended while "
-                f"Citadel was not running: {killed}",
+                f"killed {len(dead.killed)} leftover process(es) of the run that ended while "
+                f"Citadel was not running: {list(dead.killed)}",
             )
         return None
 

@@ -524,6 +524,11 @@ class Store:
         row = self._one("SELECT run FROM server_runs WHERE server_id = ?", (server_id,))
         return None if row is None else str(row[0]).encode()
 
+    def list_runs(self) -> list[tuple[str, bytes]]:
+        """Every stored run record as (server id, JSON), by server id (also of servers gone)."""
+        rows = self._all("SELECT server_id, run FROM server_runs ORDER BY server_id")
+        return [(str(server_id), str(run).encode()) for server_id, run in rows]
+
     # ------------------------------------------------------------------ bans
 
     def add_ban(

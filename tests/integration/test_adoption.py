@@ -531,3 +531,58 @@ def test_a_wrapper_that_execs_after_citadel_died_is_adopted_by_its_marker(
     assert second.post("/api/servers/alpha/stop") == 202
     poll(lambda: second.status("alpha")["status"] == "stopped", "alpha never stopped")
     assert simulators(server.install_dir) == []
+
+
+# -- a server gone from the configuration while Citadel was down ----------------------------------
+
+
+def stored_run_ids(tmp_path: Path) -> list[str]:
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        rows = db.execute("SELECT server_id FROM server_runs ORDER BY server_id").fetchall()
+    return [str(server_id) for (server_id,) in rows]
+
+
+def host_notifications(tmp_path: Path) -> list[tuple[str, str, str]]:
+    """(title, message, severity) of every host-wide notification (``server_id`` null)."""
+    with sqlite3.connect(tmp_path / "data" / DB_FILENAME) as db:
+        rows = db.execute(
+            "SELECT title, message, severity FROM notifications WHERE server_id IS NULL ORDER BY id"
+        ).fetchall()
+    return [(str(t), str(m), str(s)) for t, m, s in rows]
+
+
+def test_a_server_removed_while_citadel_was_down_is_stopped_not_orphaned(
+    tmp_path: Path, citadels: list[Citadel]
+) -> None:
+    # Citadel is killed; meanwhile "bravo" leaves the configuration (its [[servers]] table is
+    # deleted). Its game still runs from the killed Citadel's time: nobody would adopt it, so
+    # the next Citadel stops it (recognised by the adoption rule, never by name) and says so.
+    alpha = sim_config(tmp_path, "alpha", auto_start=True)
+    bravo = sim_config(tmp_path, "bravo", auto_start=True)
+    port = free_tcp_port()
+    first = start_citadel(write_config(tmp_path, alpha, bravo), port, citadels)
+    poll(lambda: first.status("alpha")["status"] == "running", "alpha never ran")
+    poll(lambda: first.status("bravo")["status"] == "running", "bravo never ran")
+    kept, removed = first.status("alpha")["pid"], first.status("bravo")["pid"]
+    first.kill()
+    assert alive(kept)
+    assert alive(removed)
+
+    second = start_citadel(write_config(tmp_path, alpha), port, citadels)
+    poll(lambda: not alive(removed), "the removed server's game was left running")
+    assert simulators(bravo.install_dir) == [], "nothing of the removed server may live on"
+    assert [s["id"] for s in second.get("/api/servers")] == ["alpha"]
+    adopted = second.status("alpha")
+    assert (adopted["status"], adopted["pid"]) == ("running", kept), adopted
+    assert "adopted" in adopted["reason"]
+    assert simulators(alpha.install_dir) == [kept]
+    (note,) = host_notifications(tmp_path)
+    title, message, severity = note
+    assert (title, severity) == ("Orphaned server stopped", "warning")
+    assert "'bravo'" in message
+    assert f"pid {removed}" in message
+    assert stored_run_ids(tmp_path) == ["alpha"], "the stale record is not acted on again"
+
+    second.stop()
+    assert simulators(alpha.install_dir) == [], "a stopped Citadel stops its servers"
+    assert simulators(bravo.install_dir) == []
