@@ -219,6 +219,11 @@ class FanoutEngine:
             async_mode="asgi",
             client_manager=_Manager(self),
             transports=list(transports),
+            # Citadel handles no event from clients (dashboards only listen): an event is
+            # dropped where it is decoded, not in a task of its own. Each task cost a client's
+            # event some work, and an unhashable event name (`42[[1]]`) failed in it and was
+            # logged by asyncio, traceback and all, once per event.
+            async_handlers=False,
             cors_allowed_origins=cors_allowed_origins,
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
