@@ -11,8 +11,9 @@ import anyio
 import psutil
 import pytest
 
+from citadel.messages import Event
 from citadel.servers import _posix
-from citadel.servers.identity import ProcessIdentity, read_identity, same_start
+from citadel.servers.identity import MARKER_ENV, ProcessIdentity, read_identity, same_start
 from citadel.servers.output import OutputLine
 
 
@@ -93,3 +94,46 @@ class Collector:
                 if line.text.startswith(prefix):
                     return line.text
             await self._changed.wait()
+
+
+# Double fork: the grandchild leads its own session and group (as a server started by a
+# Citadel that was killed since) and is no child of the test. It prints its pid, then lets go
+# of the pipe so the launcher's output ends.
+DETACH = r"""
+import os, signal, sys, time
+if os.fork() == 0:
+    if os.fork() == 0:
+        os.setsid()
+        if "ignore-term" in sys.argv:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        os.write(1, f"{os.getpid()}\n".encode())
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        while True:
+            time.sleep(60)
+    os._exit(0)
+os.wait()
+"""
+
+
+async def detached(reaper: Reaper, *args: str, marker: str | None = None) -> ProcessIdentity:
+    """Start `DETACH` (``args``: ``ignore-term``), with ``marker`` as its run marker or none."""
+    env = dict(os.environ)
+    env.pop(MARKER_ENV, None)
+    if marker is not None:
+        env[MARKER_ENV] = marker
+    with anyio.fail_after(5):
+        result = await anyio.run_process([sys.executable, "-c", DETACH, *args], env=env)
+    return reaper.track_pid(int(result.stdout))
+
+
+class Recorder:
+    """A ``publish`` that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+
+    async def publish(self, event: Event) -> bool:
+        self.published.append(event)
+        return True

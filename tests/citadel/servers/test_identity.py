@@ -23,35 +23,9 @@ from citadel.servers.identity import (
 from citadel.servers.ladder import stop_ladder
 from citadel.servers.sampler import ProcessGroupSampler
 from citadel.servers.spawn import adopt, open_game_process
-from tests.citadel.servers.conftest import Collector, Reaper, alive
+from tests.citadel.servers.conftest import Collector, Reaper, alive, detached
 
 pytestmark = pytest.mark.anyio
-
-# Double fork: the grandchild leads its own session and group (as a server Citadel started
-# before a restart would) and is no child of the test. It prints its pid, then lets go of the
-# pipe so the launcher's output ends.
-DETACH = r"""
-import os, signal, sys, time
-if os.fork() == 0:
-    if os.fork() == 0:
-        os.setsid()
-        if "ignore-term" in sys.argv:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        os.write(1, f"{os.getpid()}\n".encode())
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        while True:
-            time.sleep(60)
-    os._exit(0)
-os.wait()
-"""
-
-
-async def _detached(reaper: Reaper, *args: str) -> ProcessIdentity:
-    with anyio.fail_after(5):
-        result = await anyio.run_process([sys.executable, "-c", DETACH, *args])
-    return reaper.track_pid(int(result.stdout))
 
 
 def test_same_process_compares_all_three() -> None:
@@ -147,7 +121,7 @@ async def test_refresh_identity_keeps_the_identity_of_an_exited_process(tmp_path
 
 
 async def test_adopted_process_exit_seen_through_pidfd(tmp_path: Path, reaper: Reaper) -> None:
-    identity = await _detached(reaper)
+    identity = await detached(reaper)
     stored = msgspec.json.encode(identity)  # as the app keeps it in SQLite across a restart
     adopted = adopt(msgspec.json.decode(stored, type=ProcessIdentity))
     assert adopted is not None
@@ -163,7 +137,7 @@ async def test_adopted_process_exit_seen_through_pidfd(tmp_path: Path, reaper: R
 
 
 async def test_adopt_refuses_a_different_process(reaper: Reaper) -> None:
-    identity = await _detached(reaper)
+    identity = await detached(reaper)
     assert adopt(msgspec.structs.replace(identity, create_time=identity.create_time - 100)) is None
     assert adopt(msgspec.structs.replace(identity, cmdline=(*identity.cmdline, "-x"))) is None
     assert adopt(msgspec.structs.replace(identity, pid=identity.pid + 100_000_000)) is None
@@ -171,7 +145,7 @@ async def test_adopt_refuses_a_different_process(reaper: Reaper) -> None:
 
 
 async def test_stop_ladder_on_an_adopted_process(reaper: Reaper) -> None:
-    identity = await _detached(reaper, "ignore-term")
+    identity = await detached(reaper, "ignore-term")
     adopted = adopt(identity)
     assert adopted is not None
     with anyio.fail_after(3):

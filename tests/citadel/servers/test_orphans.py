@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,44 +16,15 @@ import anyio
 import msgspec
 import pytest
 
-from citadel.messages import Event, NotificationEvent
-from citadel.servers.identity import MARKER_ENV, ProcessIdentity
+from citadel.messages import NotificationEvent
+from citadel.servers.identity import ProcessIdentity
 from citadel.servers.orphans import NOTIFICATION_TYPE, stop_orphaned_runs
 from citadel.servers.persistence import MemoryRunStore, StoreRunStore
 from citadel.servers.runtime import LifecycleRecord, RunInfo
 from citadel.store import Store
-from tests.citadel.servers.conftest import Reaper, alive
+from tests.citadel.servers.conftest import Reaper, Recorder, alive, detached
 
 pytestmark = pytest.mark.anyio
-
-# Double fork: the grandchild leads its own session and group, as a server started by a
-# Citadel that was killed since; it prints its pid and lets go of the pipe.
-DETACH = r"""
-import os, signal, sys, time
-if os.fork() == 0:
-    if os.fork() == 0:
-        os.setsid()
-        if "ignore-term" in sys.argv:
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        os.write(1, f"{os.getpid()}\n".encode())
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        while True:
-            time.sleep(60)
-    os._exit(0)
-os.wait()
-"""
-
-
-async def detached(reaper: Reaper, *args: str, marker: str | None = None) -> ProcessIdentity:
-    env = dict(os.environ)
-    env.pop(MARKER_ENV, None)
-    if marker is not None:
-        env[MARKER_ENV] = marker
-    with anyio.fail_after(5):
-        result = await anyio.run_process([sys.executable, "-c", DETACH, *args], env=env)
-    return reaper.track_pid(int(result.stdout))
 
 
 def record_of(identity: ProcessIdentity, marker: str | None, tmp_path: Path) -> LifecycleRecord:
@@ -70,15 +40,6 @@ def record_of(identity: ProcessIdentity, marker: str | None, tmp_path: Path) -> 
 
 #: A run that no longer exists: our own pid with a create time of 1970.
 DEAD = ProcessIdentity(os.getpid(), 1.0, ("DayZServer",))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.published: list[Event] = []
-
-    async def publish(self, event: Event) -> bool:
-        self.published.append(event)
-        return True
 
 
 async def test_a_live_orphan_is_stopped_its_record_forgotten_and_admins_told(

@@ -12,7 +12,7 @@ import pytest
 from trio.testing import MockClock
 
 from actors import ActorExited
-from citadel.messages import Event, NotificationEvent, ServerStatusEvent
+from citadel.messages import NotificationEvent, ServerStatusEvent
 from citadel.servers.identity import ProcessIdentity
 from citadel.servers.messages import Notice
 from citadel.servers.persistence import (
@@ -26,6 +26,7 @@ from citadel.servers.persistence import (
 from citadel.servers.runtime import LifecycleRecord, RunInfo
 from citadel.store import Store
 from tests._virtual_time import VirtualTimeEventLoop
+from tests.citadel.servers.conftest import Recorder
 
 pytestmark = pytest.mark.anyio
 
@@ -99,15 +100,6 @@ async def test_an_older_citadels_bare_run_reads_as_running_of_unknown_readiness(
             seq=0, status="running", ready=False, run=RUN
         )
         assert await runs.load("bravo") is None
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.published: list[Event] = []
-
-    async def publish(self, event: Event) -> bool:
-        self.published.append(event)
-        return True
 
 
 class GatedStore(MemoryRunStore):
