@@ -120,8 +120,11 @@ class Config(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
 # msgspec messages look like "Expected `int`, got `str` - at `$.servers[1].rcon.port`".
 _AT: Final = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _FIELD: Final = re.compile(
-    r"^Object (?P<kind>contains unknown|missing required) field `(?P<f>.*)`$"
+    r"^Object (?P<kind>contains unknown|missing required) field `(?P<f>.*)`$", re.DOTALL
 )
+#: Longest key name an error repeats as it is (a longer one, or one with a control character,
+#: is shown quoted and cut: a client chose it).
+MAX_KEY_SHOWN: Final = 64
 
 
 def describe_problem(path: str, what: str) -> str:
@@ -142,13 +145,20 @@ def describe_problem(path: str, what: str) -> str:
     """
     field = _FIELD.match(what)
     if field:
-        path = f"{path}.{field['f']}"
+        path = f"{path}.{_key_shown(field['f'])}"
         what = "unknown field" if field["kind"] == "contains unknown" else "missing required key"
     else:
         what = what.replace("`", "")
         what = what[:1].lower() + what[1:]
     key = path.lstrip(".")
     return f"{key}: {what}" if key else what
+
+
+def _key_shown(name: str) -> str:
+    """A key name for an error: as it is, or JSON-quoted and cut (see `MAX_KEY_SHOWN`)."""
+    if len(name) <= MAX_KEY_SHOWN and name.isprintable() and '"' not in name and name.strip():
+        return name
+    return _shown(name)
 
 
 def describe_validation_error(error: msgspec.ValidationError, root: str = "") -> str:
@@ -254,7 +264,7 @@ def check_server(
 # -- UDP ports two servers would both bind ------------------------------------------------------
 
 #: DayZ's game port: ``-port=N`` on its command line (flags are case-insensitive).
-_GAME_PORT: Final = re.compile(r"-port=(\d{1,5})", re.IGNORECASE)
+_GAME_PORT: Final = re.compile(r"-port=([0-9]{1,5})", re.IGNORECASE)  # ASCII digits only
 
 
 def _game_port(arg: str) -> int | None:

@@ -50,6 +50,7 @@ import random as _random
 import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -84,6 +85,7 @@ from citadel.servers.process_run import (
 from citadel.servers.process_status import StatusPublisher
 from citadel.servers.run_files import (
     check_install_dir,
+    discard_empty,
     prepare_console,
     resolve_argv,
     rpt_shows_ready,
@@ -348,6 +350,7 @@ class ProcessActor(Actor[Any]):
         memory.ready_at = None
         started_wall = self._wall()
         marker = secrets.token_hex(MARKER_BYTES)
+        console: Path | None = None
         try:
             check_install_dir(runtime)
             argv = resolve_argv(runtime)
@@ -369,6 +372,8 @@ class ProcessActor(Actor[Any]):
                 marker=marker,
             )
         except (OSError, ValueError) as error:
+            if console is not None:
+                discard_empty(console)  # no run wrote it: not a log of anything
             memory.restart_at = None
             # An automatic start that cannot even spawn (a mount not up yet, EAGAIN, ENOMEM, a
             # binary being replaced) is a failed attempt: counted, backed off, retried until

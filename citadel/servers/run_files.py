@@ -9,6 +9,7 @@ for a run adopted while ``starting``. Plain (blocking) file work, no actor state
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -68,6 +69,13 @@ def prepare_console(profile: Path, started_wall: float, incarnation: int) -> Pat
     console_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(started_wall))
     return console_dir / f"console_{stamp}_{incarnation}.log"
+
+
+def discard_empty(console: Path) -> None:
+    """Delete the console file of a run that could not be spawned, if nothing was written."""
+    with contextlib.suppress(OSError):
+        if console.stat().st_size == 0:
+            console.unlink()
 
 
 def rpt_shows_ready(run: RunInfo) -> bool:

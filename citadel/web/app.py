@@ -34,6 +34,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from citadel.messages.rest import ErrorBody
 from citadel.store.actor import run_in_store
 from citadel.web import routes_auth, routes_servers, routes_system, routes_users
+from citadel.web.audit import MAX_PATH_LENGTH
 from citadel.web.context import ApiContext
 from citadel.web.errors import EXCEPTION_HANDLERS, ApiError
 from citadel.web.guards import provide_principal
@@ -82,7 +83,7 @@ def _audit_middleware(app: Any) -> Any:
             user = state.get("audit_user")
             detail = state.get("audit_detail")
             ip = client[0] if client else None
-            method, path = scope["method"], scope["path"]
+            method, path = scope["method"], scope["path"][:MAX_PATH_LENGTH]  # a client's text
             if user is None and status >= 400:
                 # Nobody to name: counted, not written one by one (a flood stays bounded).
                 ctx.audit_tally.add(ip, method, path, status, now=ctx.clock())

@@ -39,7 +39,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from citadel.auth import Principal
 from citadel.config import ConfigError, ServerConfig, convert_server_config, server_conflict
-from citadel.games.battleye import encode_command_text, find_control_character
+from citadel.games.battleye import encode_command_text, find_control_character, is_blank
 from citadel.messages import (
     LogEvent,
     LogLevel,
@@ -500,7 +500,7 @@ async def send_message(
     """Broadcast a chat message to every player (``say -1``)."""
     runtime = _runtime(request, principal, server_id, "server.rcon")
     _sendable("message", data.message)
-    if not data.message.strip():
+    if is_blank(data.message):
         raise ApiError(422, "invalid_field", "message: must not be blank")
     await _rcon(runtime, f"say -1 {data.message}", "message")
     return CommandAccepted(accepted=True, status=runtime.state.current.status)

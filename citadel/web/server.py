@@ -18,14 +18,14 @@ One filter, `_ClientErrors`, sorts the records:
   payload: not UTF-8, not a packet, too many packets) and ``message async handler error`` (a
   Socket.IO packet that does not decode or cannot be dispatched), logged at ERROR with a
   traceback for every request. The filter reads where the exception arose: a ``ValueError``
-  (which JSON, UTF-8 and base64 errors are), ``IndexError``, ``KeyError`` or ``TypeError``
-  whose traceback (and those of the exceptions chained to it) holds no frame of Citadel's own
-  packages (``citadel``, ``actors``) was raised by the libraries' decoding or dispatch of what
-  the client sent: the client's fault. Its kind is the report and the exception type (the
-  packet limit of a POST is a kind of its own); the first is a WARNING naming both, without
-  the traceback. Anything else (another exception type, or one raised in or through Citadel's
-  code, e.g. our connect handling or the outbox) is a bug on our side and is left alone: ERROR
-  with its traceback, every time.
+  (which JSON, UTF-8 and base64 errors are), ``IndexError``, ``KeyError``, ``TypeError`` or
+  ``RecursionError`` whose traceback (and those of the exceptions chained to it) holds no
+  frame of Citadel's own packages (``citadel``, ``actors``) was raised by the libraries'
+  decoding or dispatch of what the client sent: the client's fault. Its kind is the report
+  and the exception type (the packet limit of a POST is a kind of its own); the first is a
+  WARNING naming both, without the traceback. Anything else (another exception type, or one
+  raised in or through Citadel's code, e.g. our connect handling or the outbox) is a bug on
+  our side and is left alone: ERROR with its traceback, every time.
 * their per-request warnings that a client can trigger at will (an ack nobody waits for, an
   event for a namespace it did not join, an HTTP method engineio does not serve): once per kind
   (the message's template) at WARNING, then INFO.
@@ -59,8 +59,9 @@ _HANDLER_ERRORS: Final = frozenset(
     {"post request handler error", "message async handler error", "message handler error"}
 )
 #: What the libraries' decoders raise on bad input (JSONDecodeError, UnicodeDecodeError and
-#: binascii.Error are ValueErrors).
-_DECODE_ERRORS: Final = (ValueError, IndexError, KeyError, TypeError)
+#: binascii.Error are ValueErrors; the json module raises RecursionError on JSON nested about
+#: 1,000 deep, a 2 kB body).
+_DECODE_ERRORS: Final = (ValueError, IndexError, KeyError, TypeError, RecursionError)
 #: Exception texts that are a kind of their own (the rest are one kind per type): the packet
 #: limit of a polling POST, which a client that emits events in a burst can hit.
 _OWN_KINDS: Final = frozenset({"Too many packets in payload"})

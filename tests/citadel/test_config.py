@@ -229,6 +229,10 @@ SERVER = {"id": "a", "name": "A", "install_dir": "/srv/a", "executable": "DayZSe
         ),
         ({"args": ["-port=0"]}, 'args[0]: -port= takes a port number 1-65535 (got "-port=0")'),
         ({"args": ["-port="]}, 'args[0]: -port= takes a port number 1-65535 (got "-port=")'),
+        (  # fullwidth digits: Python's int() reads them, the game would not
+            {"args": ["-port=\uff12\uff19\uff19\uff12"]},
+            'args[0]: -port= takes a port number 1-65535 (got "-port=\uff12\uff19\uff19\uff12")',
+        ),
         ({"install_dir": "/tmp\x00x"}, "install_dir: must not contain NUL (U+0000)"),
         ({"executable": "Day\x00Z"}, "executable: must not contain NUL (U+0000)"),
         ({"profile_dir": "p\x00"}, "profile_dir: must not contain NUL (U+0000)"),
@@ -305,6 +309,18 @@ def test_problems_of_the_document_itself_have_no_key() -> None:
     )
     with pytest.raises(ConfigError, match=r"^invalid JSON"):
         decode_server_config(b"{")
+
+
+def test_a_key_a_client_made_up_is_shown_quoted_and_cut() -> None:
+    """The key's name is the client's text: a line break or a 60 kB name is not echoed raw."""
+    unknown = "Object contains unknown field `{}`"
+    assert describe_problem("", unknown.format("a\nb")) == '"a\\nb": unknown field'
+    assert describe_problem(".rcon", unknown.format("\x1b[31m")) == (
+        'rcon."\\u001b[31m": unknown field'
+    )
+    long = describe_problem("", unknown.format("k" * 60_000))
+    assert long == '"' + "k" * 40 + '...": unknown field'
+    assert describe_problem("", unknown.format("two words")) == "two words: unknown field"
 
 
 def _server(server_id: str, args: list[str], rcon: tuple[str, int] | None) -> ServerConfig:

@@ -11,6 +11,7 @@ import httpx
 import jwt
 import pytest
 
+from citadel.store import AuditEntry
 from citadel.store.actor import run_in_store
 from citadel.web.audit import flush_tally
 from tests.integration.conftest import ADMIN_PASSWORD, Live
@@ -189,6 +190,9 @@ def test_every_body_names_an_unknown_field_the_same_way(live: Live) -> None:
         ):
             refused = client.post(path, json={**body, "extra": 1})
             assert assert_error(refused, 422, "invalid_field")["error"] == "extra: unknown field"
+            made_up = client.post(path, json={**body, "k" * 60_000: 1})
+            error = assert_error(made_up, 422, "invalid_field")["error"]
+            assert error == '"' + "k" * 40 + '...": unknown field'
         nested = client.post(
             "/api/servers",
             json={
@@ -225,12 +229,27 @@ def test_blank_text_for_rcon_is_refused_before_rcon(live: Live) -> None:
     """A blank chat message or command is a 422 naming the field (alpha is not even running)."""
     with live.client(live.login()) as client:
         for path, field in (("message", "message"), ("rcon", "command")):
-            refused = client.post(f"/api/servers/alpha/{path}", json={field: "   "})
-            assert assert_error(refused, 422, "invalid_field")["error"].startswith(f"{field}: ")
+            # Spaces, a no-break space, a zero-width space and joiner: nothing to show.
+            for blank in ("   ", "\u00a0\u3000", "\u200b", " \u200d\ufeff "):
+                refused = client.post(f"/api/servers/alpha/{path}", json={field: blank})
+                error = assert_error(refused, 422, "invalid_field")["error"]
+                assert error.startswith(f"{field}: "), error
+                assert "blank" in error, error
 
 
 def test_long_ids_are_not_echoed_in_full(live: Live) -> None:
-    with live.client(live.login()) as client:
+    with live.client(live.token_for("admin")) as client:
+        missing = client.post(f"/api/servers/{'x' * 60_000}/start")
+        assert_error(missing, 404, "not_found")
+        # The row is written as the response goes out: wait for it, not for a time.
+        deadline = time.monotonic() + 10
+        rows: list[AuditEntry] = []
+        while not rows or rows[0].status != 404:
+            assert time.monotonic() < deadline, rows
+            rows = live.citadel.store.list_audit(limit=1)
+        row = rows[0]
+        assert row.user == "admin"
+        assert row.path == "/api/servers/" + "x" * (200 - len("/api/servers/"))
         for method, path in (
             ("GET", "/api/servers/{}"),
             ("GET", "/api/users/{}"),

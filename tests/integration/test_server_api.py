@@ -316,6 +316,8 @@ async def test_a_start_that_cannot_spawn_is_refused_and_a_change_keeps_seq(tmp_p
                     assert refused.json()["code"] == "start_failed"
                     assert refused.json()["error"].startswith("could not start: ")
                     assert missing in refused.json()["error"]
+                    console_dir = Path(config.install_dir) / config.profile_dir / "citadel"
+                    assert list(console_dir.glob("console_*")) == []  # no run, no run's log
                     crashed = http.get("/api/servers/api-made/status").json()
                     assert (crashed["status"], crashed["reason"]) == (
                         "crashed",

@@ -48,11 +48,12 @@ GARBAGE = [
     b"43",  # an ack nobody waits for
     b'42"x"',  # an event on a namespace the client did not join
     b"d=",  # JSONP without data
+    b"42" + b"[" * 3000 + b"]" * 3000,  # nested past the json module's recursion limit
 ]
 #: What a client that did connect (it has a token) can add: events Citadel does not handle.
 CONNECTED_GARBAGE = [b"42[[1]]", b'42[{"a":1}]', b'42["hello"]', b"42{}", b"43[1]"]
 #: Raw WebSocket frames (the Engine.IO level is Citadel's own reader, which ignores garbage).
-WEBSOCKET_GARBAGE = ["zzz", "9garbage", '42["x"', "42{}", "4", "47"]
+WEBSOCKET_GARBAGE = ["zzz", "9garbage", '42["x"', "42{}", "4", "47", "42" + "[" * 3000 + "]" * 3000]
 
 
 @pytest.fixture(autouse=True)
@@ -116,6 +117,7 @@ async def test_polling_garbage_is_one_warning_per_kind_and_the_session_survives(
             "message async handler error caused by a client: json.decoder.JSONDecodeError",
             "Unknown callback received, ignoring.",
             "Method PUT not supported",
+            "message async handler error caused by a client: RecursionError",
         ):
             assert sum(m.startswith(kind) for m in messages) == 1, (kind, messages)
 

@@ -7,7 +7,7 @@ reconnect backoff. Packet layout, sequence rules and known server quirks: format
 from __future__ import annotations
 
 from ._client import MessageCallback, RConClient, RConStatistics, open_rcon
-from ._codec import encode_command_text, find_control_character
+from ._codec import encode_command_text, find_control_character, is_blank
 from ._errors import CommandTimeout, LoginFailed, RConDisconnected, RConError, RConUnreachable
 from ._reconnect import run_forever
 from ._settings import RConSettings
@@ -24,6 +24,7 @@ __all__ = [
     "RConUnreachable",
     "encode_command_text",
     "find_control_character",
+    "is_blank",
     "open_rcon",
     "run_forever",
 ]

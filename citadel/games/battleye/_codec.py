@@ -83,6 +83,12 @@ def find_control_character(text: str) -> str | None:
     return None
 
 
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only whitespace and invisible format characters
+    (zero-width space, joiners, BOM). Such a command or chat line is refused, not sent."""
+    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+
+
 def encode_command_text(command: str) -> bytes:
     """Return ``command`` as the UTF-8 bytes to send, after checking it is a sendable command.
 
@@ -91,7 +97,7 @@ def encode_command_text(command: str) -> bytes:
             line/paragraph-separator character (it could smuggle a second line or a NUL into the
             server's parser), is not encodable, or does not fit one datagram.
     """
-    if not command.strip():
+    if is_blank(command):
         raise ValueError("an RCon command cannot be empty or blank")
     char = find_control_character(command)
     if char is not None:

@@ -135,6 +135,8 @@ def test_command_text_is_utf8_bytes() -> None:
     [
         "",
         " ",
+        "\u200b",  # a zero-width space: blank, though str.strip() keeps it
+        "\u00a0\u200d\ufeff",
         "players\nkick 0",
         "say -1 a\rb",
         "say\x00",
@@ -147,6 +149,12 @@ def test_command_text_is_utf8_bytes() -> None:
 def test_unsendable_commands_are_refused(command: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies by cause
         encode_command_text(command)
+
+
+def test_a_zero_width_joiner_inside_text_is_not_blank() -> None:
+    assert encode_command_text("say -1 \U0001f468\u200d\U0001f467") == (
+        "say -1 \U0001f468\u200d\U0001f467".encode()
+    )
 
 
 def test_the_first_forbidden_character_is_found() -> None:
