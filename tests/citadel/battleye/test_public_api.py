@@ -19,6 +19,7 @@ def test_all_is_the_documented_surface() -> None:
         "RConUnreachable",
         "encode_command_text",
         "find_control_character",
+        "is_blank",
         "open_rcon",
         "run_forever",
     }
