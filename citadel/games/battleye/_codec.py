@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 import zlib
+from typing import Final
 
 import msgspec
 from berconpy.protocol import ClientCommandPacket, ClientLoginPacket, ClientMessagePacket
@@ -83,10 +84,19 @@ def find_control_character(text: str) -> str | None:
     return None
 
 
+#: Letters and symbols that draw nothing (Hangul fillers, the blank Braille pattern, the
+#: Mongolian vowel separator): a chat line of them is as empty as one of spaces.
+_DRAW_NOTHING: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800\u180e")
+
+
 def is_blank(text: str) -> bool:
-    """Whether ``text`` shows nothing: only whitespace and invisible format characters
-    (zero-width space, joiners, BOM). Such a command or chat line is refused, not sent."""
-    return all(char.isspace() or unicodedata.category(char) == "Cf" for char in text)
+    """Whether ``text`` shows nothing: only whitespace, invisible format characters
+    (zero-width space, joiners, BOM) and `_DRAW_NOTHING`. Such a command or chat line is
+    refused, not sent."""
+    return all(
+        char.isspace() or char in _DRAW_NOTHING or unicodedata.category(char) == "Cf"
+        for char in text
+    )
 
 
 def encode_command_text(command: str) -> bytes:

@@ -137,6 +137,7 @@ def test_command_text_is_utf8_bytes() -> None:
         " ",
         "\u200b",  # a zero-width space: blank, though str.strip() keeps it
         "\u00a0\u200d\ufeff",
+        "\u115f\u3164\u2800",  # Hangul fillers, the blank Braille pattern: draw nothing
         "players\nkick 0",
         "say -1 a\rb",
         "say\x00",
