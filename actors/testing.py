@@ -110,15 +110,8 @@ def virtual_time_backend(
         mock_clock: For trio: ``trio.testing.MockClock``; it is made with
             ``autojump_threshold=0``.
 
-    Example (a ``conftest.py``)::
-
-        import asyncio
-
-        import pytest
-        import trio.testing
-
-        from actors.testing import virtual_time_backend
-
+    Example (a ``conftest.py``; the backend pieces are imported there, by the caller - see
+    ``tests/actors/conftest.py``)::
 
         @pytest.fixture(params=["asyncio", "trio"])
         def anyio_backend(request):
