@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,17 @@ from citadel.auth import TokenIssuer, load_jwt_secret
 from citadel.config import Config, ServerConfig
 
 ADMIN_PASSWORD = "admin-password-for-tests"
+#: Longest wait for something a live Citadel does on its own (a process stopped, a row written).
+POLL_BOUND = 30.0
+
+
+def poll(predicate: Callable[[], bool], message: str, bound: float = POLL_BOUND) -> None:
+    """Wait until ``predicate()`` holds (checked every 0.1 s), or fail with ``message``."""
+    deadline = time.monotonic() + bound
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(message)
+        time.sleep(0.1)
 
 
 @dataclass

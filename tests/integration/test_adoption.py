@@ -18,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from citadel.demo import simulator_executable
 from citadel.store import DB_FILENAME
 from tests.integration._clients import Client
 from tests.integration._sim import alive, kill_leftovers, sim_config
+from tests.integration.conftest import poll
 
 pytestmark = pytest.mark.slow
 PASSWORD = "adoption-test-password"
@@ -137,14 +138,6 @@ class Citadel:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(timeout=BOUND)
-
-
-def poll(predicate: Callable[[], bool], message: str) -> None:
-    deadline = time.monotonic() + BOUND
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(message)
-        time.sleep(0.1)
 
 
 def simulators(install_dir: str) -> list[int]:
